@@ -1,0 +1,77 @@
+"""Profiles (how big the lessons' computations are), seeding and device choice.
+
+``DIPCOURSE_PROFILE`` selects a profile: ``quick`` (CI, a first look), ``teaching`` (the default,
+a laptop or a classroom JupyterHub CPU) or ``paper`` (the thesis's scale; a GPU is advised).
+Lessons read their sizes from the profile, and use :meth:`Profile.pick` for settings of their own,
+so one notebook serves all three profiles.
+"""
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+PROFILE_NAMES = ("quick", "teaching", "paper")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Scale of a course run.
+
+    Attributes:
+        name: ``"quick"``, ``"teaching"`` or ``"paper"``.
+        image_size: side in pixels of the images most lessons use.
+        iters: number of training iterations of a typical DIP run.
+        n_images: how many images the averaged experiments (lesson 04) use.
+        description: one line for lesson 00.
+    """
+
+    name: str
+    image_size: int
+    iters: int
+    n_images: int
+    description: str
+
+    def pick(self, **by_profile):
+        """Return the value given for this profile, e.g. ``profile.pick(quick=300, teaching=2000, paper=10000)``."""
+        missing = [n for n in PROFILE_NAMES if n not in by_profile]
+        if missing:
+            raise ValueError(f"Profile.pick needs a value for every profile; missing {missing}")
+        return by_profile[self.name]
+
+
+PROFILES = {
+    "quick": Profile("quick", image_size=32, iters=300, n_images=2,
+                     description="CI and a first look: 32-64 px, a few hundred iterations, ≤ 2 min per lesson"),
+    "teaching": Profile("teaching", image_size=64, iters=2000, n_images=3,
+                        description="class on a laptop CPU: 64-128 px, ≤ 5 min per lesson"),
+    "paper": Profile("paper", image_size=128, iters=10000, n_images=25,
+                     description="the thesis's scale: 128x128x3, thousands of iterations, 25 images (GPU advised)"),
+}
+
+
+def get_profile(name=None):
+    """Return the :class:`Profile` named ``name``, else ``$DIPCOURSE_PROFILE``, else ``teaching``."""
+    name = name or os.environ.get("DIPCOURSE_PROFILE") or "teaching"
+    name = name.strip().lower()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
+                         "(set DIPCOURSE_PROFILE or pass name=...)")
+    return PROFILES[name]
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and torch (CPU and CUDA) so a run repeats exactly on the same device."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+def default_device():
+    """``cuda`` when a CUDA GPU is available (Colab, a lab machine), else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,101 @@
+"""What every algorithm returns (:class:`Result`) and the bookkeeping that fills it (:class:`Tracker`)."""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from dipcourse.metrics import psnr
+
+
+@dataclass
+class Result:
+    """Outcome of one run.
+
+    Attributes:
+        x: final image, (C, H, W) tensor on the CPU.
+        best: the image with the highest PSNR seen (needs ``ref``); the final image otherwise.
+        history: dict of equal-length numpy arrays: ``"iteration"``, ``"loss"``, ``"psnr"`` (when a
+            reference was given), ``"psnr_smoothed"``, ``"time_cpu"``, ``"time_wall"``, plus whatever
+            the algorithm adds (e.g. ``"prox_calls"``).
+        params: the settings that produced it.
+    """
+
+    x: torch.Tensor
+    best: torch.Tensor
+    history: dict
+    params: dict = field(default_factory=dict)
+
+    @property
+    def peak_iteration(self):
+        """Iteration with the highest PSNR (the oracle stop), or ``None`` without a reference."""
+        if "psnr" not in self.history or len(self.history["psnr"]) == 0:
+            return None
+        return int(self.history["iteration"][int(np.argmax(self.history["psnr"]))])
+
+    @property
+    def peak_psnr(self):
+        """Highest PSNR reached, or ``None`` without a reference."""
+        if "psnr" not in self.history or len(self.history["psnr"]) == 0:
+            return None
+        return float(np.max(self.history["psnr"]))
+
+    @property
+    def final_psnr(self):
+        """PSNR of the last recorded iterate, or ``None`` without a reference."""
+        if "psnr" not in self.history or len(self.history["psnr"]) == 0:
+            return None
+        return float(self.history["psnr"][-1])
+
+
+class Tracker:
+    """Per-iteration bookkeeping shared by every algorithm.
+
+    Call :meth:`step` once per iteration with the current image and any scalars (``loss``, ...).
+    It records the PSNR of the image and of its running average r ← 0.9 r + 0.1 x (§4.2) when a
+    reference is given, keeps the best-PSNR image, and stamps CPU and wall time since creation.
+    The reference is used for reporting only; the algorithms never see it.
+    """
+
+    def __init__(self, ref=None, smoothing=0.9, params=None):
+        self.ref = None if ref is None else torch.as_tensor(ref).detach()
+        self.smoothing = smoothing
+        self.params = dict(params or {})
+        self.rows = {}
+        self.smoothed = None
+        self.best = None
+        self.best_psnr = -np.inf
+        self._t0_cpu = time.process_time()
+        self._t0_wall = time.perf_counter()
+
+    def _append(self, key, value):
+        self.rows.setdefault(key, []).append(value)
+
+    def step(self, iteration, x, **scalars):
+        """Record iteration ``iteration`` whose current image is ``x``; ``scalars`` are floats."""
+        x = x.detach()
+        self.smoothed = x.clone() if self.smoothed is None else \
+            self.smoothing * self.smoothed + (1.0 - self.smoothing) * x
+        self._append("iteration", int(iteration))
+        for key, value in scalars.items():
+            self._append(key, float(value))
+        if self.ref is not None:
+            ref = self.ref.to(x.device)
+            value = psnr(ref, x)
+            self._append("psnr", value)
+            self._append("psnr_smoothed", psnr(ref, self.smoothed))
+            if value > self.best_psnr:
+                self.best_psnr = value
+                self.best = x.clone()
+        self._append("time_cpu", time.process_time() - self._t0_cpu)
+        self._append("time_wall", time.perf_counter() - self._t0_wall)
+
+    def history(self):
+        """The recorded values as a dict of numpy arrays."""
+        return {key: np.asarray(values) for key, values in self.rows.items()}
+
+    def result(self, x, **extra_params):
+        """Package the run as a :class:`Result` whose final image is ``x``."""
+        x = x.detach().cpu()
+        best = x if self.best is None else self.best.detach().cpu()
+        return Result(x=x, best=best, history=self.history(), params={**self.params, **extra_params})
