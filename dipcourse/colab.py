@@ -1,0 +1,195 @@
+"""Google Colab support: the "Open in Colab" badge and the setup cell at the top of every lesson.
+
+Every lesson starts with two cells that ``python -m dipcourse.colab stamp notebooks/NN_x.ipynb``
+inserts or refreshes:
+
+1. a Markdown cell with the Colab badge and the lesson's title;
+2. the setup code cell (:data:`SETUP_CELL_SOURCE`). Run locally it does nothing. In Colab it
+   pip-installs the package from :data:`REPO_URL` and then calls :func:`colab_setup`, which installs
+   the optional backends, turns on Colab's widget manager and reports the GPU.
+
+The logic lives in :func:`colab_setup`, an ordinary function: tests call it with a fake
+``google.colab`` module and a recording ``run`` and check the commands it would run.
+"""
+import json
+import sys
+
+#: The course's repository (placeholder until the course is published; change it here only).
+REPO_URL = "https://github.com/dipcourse/dipcourse"
+BRANCH = "main"
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BADGE_TAG = "colab-badge"
+SETUP_TAG = "colab-setup"
+
+SETUP_CELL_SOURCE = f'''\
+# Setup: does nothing when run locally. In Colab it installs dipcourse from the course repository,
+# its optional backends (prox-tv, bm3d), turns on Colab's widget manager and reports the GPU.
+try:
+    import google.colab  # noqa: F401  (exists only in Colab)
+except ImportError:
+    pass
+else:
+    import subprocess, sys
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{REPO_URL}"], check=True)
+    from dipcourse.colab import colab_setup
+    colab_setup()'''
+
+
+def colab_url(notebook_path, repo_url=REPO_URL, branch=BRANCH):
+    """Colab's address for ``notebook_path`` (relative to the repository root, e.g. ``notebooks/01_x.ipynb``)."""
+    if not repo_url.startswith("https://github.com/"):
+        raise ValueError(f"Colab opens notebooks from GitHub only; REPO_URL is {repo_url!r}")
+    repo = repo_url.removeprefix("https://github.com/").rstrip("/")
+    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{str(notebook_path).lstrip('/')}"
+
+
+def colab_badge(notebook_path, repo_url=REPO_URL, branch=BRANCH):
+    """Markdown of the "Open in Colab" badge for ``notebook_path``."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook_path, repo_url, branch)})"
+
+
+def _run_quietly(cmd):
+    """Run ``cmd`` (a list), show its output, return its exit status."""
+    import subprocess
+
+    return subprocess.run(cmd, check=False).returncode
+
+
+def colab_setup(run=_run_quietly):
+    """Prepare a Colab runtime for the course; do nothing outside Colab.
+
+    In Colab (detected by importing ``google.colab``) it runs, in order:
+
+    - ``apt-get install liblapacke-dev`` then ``pip install prox-tv`` (the C TV prox needs LAPACKE
+      to build); if either fails, lessons use the built-in torch TV backend and a message says so;
+    - ``pip install bm3d``; if it fails, the BM3D prior is unavailable and a message says so;
+    - ``google.colab.output.enable_custom_widget_manager()`` so ipywidgets sliders render;
+    - reports the device lessons will use (``dipcourse.config.default_device()``: the GPU if the
+      runtime has one) and how to get one otherwise.
+
+    The package itself is installed by the setup cell before this function is imported.
+
+    Args:
+        run: callable taking a command (list of str) and returning its exit status; tests pass a
+            recorder here.
+
+    Returns:
+        The list of commands it ran (empty outside Colab).
+    """
+    try:
+        from google.colab import output
+    except ImportError:
+        return []
+
+    ran = []
+
+    def step(cmd):
+        ran.append(cmd)
+        return run(cmd) == 0
+
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    have_lapacke = step(["apt-get", "install", "-y", "-qq", "liblapacke-dev"])
+    if not (have_lapacke and step(pip + ["prox-tv"])):
+        print("prox-tv could not be installed: the TV prox uses the built-in torch backend (same results, slower on CPU).")
+    if not step(pip + ["bm3d"]):
+        print("bm3d could not be installed: lessons skip the BM3D prior.")
+    output.enable_custom_widget_manager()
+
+    import torch
+
+    if torch.cuda.is_available():
+        print(f"Using the GPU: {torch.cuda.get_device_name(0)}")
+    else:
+        print("No GPU in this runtime; lessons run on the CPU. For a GPU: Runtime > Change runtime type > GPU.")
+    return ran
+
+
+def _new_cell(kind, source, tag):
+    import nbformat
+
+    make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
+    cell = make(source, metadata={"tags": [tag]})
+    cell["id"] = tag
+    return cell
+
+
+def _has_tag(cell, tag):
+    return tag in cell.get("metadata", {}).get("tags", [])
+
+
+def _strip_badge(markdown):
+    """The markdown without any Colab badge line."""
+    return "\n".join(line for line in markdown.splitlines() if BADGE_IMAGE not in line).strip("\n")
+
+
+def stamp(nb, notebook_path):
+    """Insert or refresh the badge cell and the setup cell at the top of notebook ``nb`` (in place).
+
+    The first Markdown cell keeps its text (the lesson title); the badge goes on its first line.
+    A setup cell whose source is already current is kept with its outputs, so stamping an
+    executed notebook twice changes nothing.
+
+    Returns:
+        True if the notebook changed.
+    """
+    before = json.dumps(nb, sort_keys=True)
+    badge = colab_badge(notebook_path)
+    cells = nb.cells
+    first = cells[0] if cells else None
+    if first is not None and first.cell_type == "markdown" and (_has_tag(first, BADGE_TAG) or first.source.lstrip().startswith(("#", "[![Open In Colab"))):
+        title = _strip_badge(first.source)
+        first.source = badge + ("\n\n" + title if title else "")
+        first.setdefault("metadata", {}).setdefault("tags", [])
+        if BADGE_TAG not in first.metadata["tags"]:
+            first.metadata["tags"].append(BADGE_TAG)
+    else:
+        cells.insert(0, _new_cell("markdown", badge, BADGE_TAG))
+    old_setup = [c for c in cells[1:] if c.cell_type == "code" and _has_tag(c, SETUP_TAG)]
+    if len(old_setup) == 1 and old_setup[0].source == SETUP_CELL_SOURCE and cells[1] is old_setup[0]:
+        return before != json.dumps(nb, sort_keys=True)
+    for cell in old_setup:
+        cells.remove(cell)
+    cells.insert(1, _new_cell("code", SETUP_CELL_SOURCE, SETUP_TAG))
+    return True
+
+
+def stamp_file(path, root=None):
+    """Stamp the notebook file at ``path``; its badge links to its path relative to ``root`` (the repo root)."""
+    import pathlib
+
+    import nbformat
+
+    path = pathlib.Path(path).resolve()
+    root = pathlib.Path(root).resolve() if root else _repo_root(path)
+    nb = nbformat.read(path, as_version=4)
+    changed = stamp(nb, path.relative_to(root).as_posix())
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
+def _repo_root(path):
+    """The nearest folder above ``path`` holding ``pyproject.toml``."""
+    for parent in path.parents:
+        if (parent / "pyproject.toml").exists():
+            return parent
+    raise ValueError(f"{path} is not inside the course repository (no pyproject.toml above it)")
+
+
+def main(argv=None):
+    """``python -m dipcourse.colab stamp notebooks/NN_x.ipynb ...``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dipcourse.colab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    stamp_cmd = sub.add_parser("stamp", help="insert/refresh the Colab badge and setup cell of notebooks")
+    stamp_cmd.add_argument("notebooks", nargs="+")
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        changed = stamp_file(path)
+        print(f"{path}: {'stamped (re-execute it)' if changed else 'already current'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
