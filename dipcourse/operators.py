@@ -1,0 +1,370 @@
+"""Forward operators A of the linear inverse problem b = A x + ε (thesis eq. 1).
+
+Every operator maps an image x of shape ``in_shape`` (usually (C, H, W)) to a measurement of shape
+``out_shape`` and offers what the solvers need:
+
+* ``forward(x)``  = A x
+* ``adjoint(y)``  = Aᵀ y
+* ``normal(x)``   = AᵀA x
+* ``norm_sq``     = ‖AᵀA‖₂, the largest eigenvalue of AᵀA (= ‖A‖₂²); ISTA/FISTA step 1/‖AᵀA‖ (eq. 4)
+* ``solve_regularized(rhs, rho)`` = (AᵀA + ρI)⁻¹ rhs, the closed-form y-step of PnP-ADMM (Alg. 3, line 3)
+
+All of them also accept a leading batch dimension, (B, *in_shape) → (B, *out_shape), and work on the
+device and dtype of their input (index sets and matrices are copied there the first time, then
+cached).
+
+The four operators of lesson 01:
+
+==================  =====================================  ============  ==========================
+operator            A                                      ‖AᵀA‖         (AᵀA + ρI)⁻¹
+==================  =====================================  ============  ==========================
+Identity            denoising                              1             1/(1+ρ)
+RandomMask          inpainting: keep m entries (§3.3)      1             1/(mask+ρ), entrywise
+Downsample          super-resolution: f×f box average      1/f²          projector formula
+GaussianCS          compressed sensing: dense m×n matrix   computed      Woodbury + Cholesky
+==================  =====================================  ============  ==========================
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: GaussianCS refuses matrices larger than this (bytes, float32). 256 MiB keeps the matrix, its
+#: Gram matrix (at most as large again) and a double-precision copy in a laptop's memory.
+GAUSSIAN_CS_MAX_BYTES = 256 * 2**20
+
+
+def _shape_tuple(shape, what="shape"):
+    """Validate ``shape`` as a tuple of positive integers."""
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of positive integers such as (3, 64, 64), "
+                        f"got {shape!r}") from None
+    if not shape or any(s <= 0 for s in shape):
+        raise ValueError(f"{what} must be a non-empty tuple of positive integers such as "
+                         f"(3, 64, 64), got {shape!r}")
+    return shape
+
+
+def _image_shape(shape, name):
+    """Validate ``shape`` as an image shape (C, H, W)."""
+    shape = _shape_tuple(shape)
+    if len(shape) != 3:
+        raise ValueError(f"{name} needs an image shape (C, H, W), got {shape}")
+    return shape
+
+
+def _check_rho(rho):
+    if isinstance(rho, torch.Tensor):
+        rho = rho.item()
+    if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not rho > 0 \
+            or not math.isfinite(rho):
+        raise ValueError(f"rho must be a positive finite number (the ADMM penalty ρ > 0), got {rho!r}")
+    return float(rho)
+
+
+class LinearOperator:
+    """Base class: a linear map from tensors of shape ``in_shape`` to tensors of shape ``out_shape``.
+
+    Subclasses implement the batched maps ``_forward`` (B, *in_shape) → (B, *out_shape) and
+    ``_adjoint``; they override ``_normal`` and ``_solve_regularized`` with closed forms where one
+    exists and set or compute ``norm_sq``. The public methods check shapes and add or remove the
+    batch dimension.
+    """
+
+    def __init__(self, in_shape, out_shape):
+        self.in_shape = _shape_tuple(in_shape, "in_shape")
+        self.out_shape = _shape_tuple(out_shape, "out_shape")
+        self._cache = {}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(in_shape={self.in_shape}, out_shape={self.out_shape})"
+
+    # -- shape handling -------------------------------------------------------------------------
+    def _batched(self, x, shape, method):
+        """Return ``x`` as (B, *shape) and whether it came with a batch dimension."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__}.{method} expects a torch.Tensor, got "
+                            f"{type(x).__name__}; convert with torch.as_tensor(...)")
+        if tuple(x.shape) == shape:
+            return x.unsqueeze(0), False
+        if x.dim() == len(shape) + 1 and tuple(x.shape[1:]) == shape:
+            return x, True
+        raise ValueError(f"{type(self).__name__}.{method} expects shape {shape} or (B, *{shape}), "
+                         f"got {tuple(x.shape)}")
+
+    def _apply(self, fn, x, shape, method):
+        batch, batched = self._batched(x, shape, method)
+        out = fn(batch)
+        return out if batched else out.squeeze(0)
+
+    def _on(self, key, tensor, like):
+        """``tensor`` on ``like``'s device and dtype, cached so the copy happens once."""
+        cache_key = (key, like.device, like.dtype)
+        if cache_key not in self._cache:
+            self._cache[cache_key] = tensor.to(device=like.device, dtype=like.dtype)
+        return self._cache[cache_key]
+
+    # -- public interface ----------------------------------------------------------------------
+    def forward(self, x):
+        """A x for x of shape ``in_shape`` or (B, *in_shape)."""
+        return self._apply(self._forward, x, self.in_shape, "forward")
+
+    def adjoint(self, y):
+        """Aᵀ y for y of shape ``out_shape`` or (B, *out_shape)."""
+        return self._apply(self._adjoint, y, self.out_shape, "adjoint")
+
+    def normal(self, x):
+        """AᵀA x (the gradient of ½‖Ax‖² is AᵀA x)."""
+        return self._apply(self._normal, x, self.in_shape, "normal")
+
+    def solve_regularized(self, rhs, rho):
+        """(AᵀA + ρI)⁻¹ rhs, the minimiser y of ½‖b − Ay‖² + ρ/2 ‖y − v‖² when rhs = Aᵀb + ρv."""
+        rho = _check_rho(rho)
+        return self._apply(lambda r: self._solve_regularized(r, rho), rhs, self.in_shape,
+                           "solve_regularized")
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- defaults for subclasses --------------------------------------------------------------
+    def _normal(self, x):
+        return self._adjoint(self._forward(x))
+
+    def _forward(self, x):
+        raise NotImplementedError
+
+    def _adjoint(self, y):
+        raise NotImplementedError
+
+    def _solve_regularized(self, rhs, rho):
+        raise NotImplementedError
+
+
+class Identity(LinearOperator):
+    """A = I: denoising, b = x + ε. ‖AᵀA‖ = 1 and (AᵀA + ρI)⁻¹ = I/(1 + ρ)."""
+
+    def __init__(self, shape):
+        shape = _shape_tuple(shape)
+        super().__init__(shape, shape)
+        self.norm_sq = 1.0
+
+    def _forward(self, x):
+        return x.clone()
+
+    def _adjoint(self, y):
+        return y.clone()
+
+    def _solve_regularized(self, rhs, rho):
+        return rhs / (1.0 + rho)
+
+
+class RandomMask(LinearOperator):
+    """Inpainting by a truncated permutation (§3.3): b holds only the m kept entries, b ∈ Rᵐ.
+
+    A is m rows of a permutation matrix, so A Aᵀ = I (m×m) and AᵀA = diag(mask) with mask ∈ {0, 1}:
+    ``normal`` multiplies by the mask, ``adjoint`` puts b back in place with zeros elsewhere (the
+    "zero-filled" image), ‖AᵀA‖ = 1 and (AᵀA + ρI)⁻¹ divides entrywise by mask + ρ.
+
+    Which entries are kept: the thesis "randomly choose[s] half of the pixels" of a 128×128×3
+    image, which it counts as 49152 pixels, so by default every entry (pixel *and* channel) is
+    kept or dropped independently. ``same_across_channels=True`` instead drops whole pixel
+    locations (all channels together), as a camera with dead pixels would.
+
+    Args:
+        shape: image shape (C, H, W).
+        keep: fraction of entries kept, in (0, 1]; m = round(keep · n), at least 1. Thesis: 0.5.
+        seed: seed of the random permutation (same seed, same mask, on any device).
+        same_across_channels: drop pixel locations rather than single entries (see above).
+    """
+
+    def __init__(self, shape, keep=0.5, seed=0, same_across_channels=False):
+        shape = _image_shape(shape, "RandomMask")
+        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
+            raise ValueError(f"keep must be a fraction in (0, 1] (0.5 keeps half the pixels), "
+                             f"got {keep!r}")
+        channels, height, width = shape
+        sites = height * width if same_across_channels else channels * height * width
+        m = max(1, round(keep * sites))
+        generator = torch.Generator().manual_seed(int(seed))
+        chosen, _ = torch.sort(torch.randperm(sites, generator=generator)[:m])
+        if same_across_channels:
+            chosen = (torch.arange(channels)[:, None] * sites + chosen[None, :]).reshape(-1)
+        super().__init__(shape, (chosen.numel(),))
+        self.keep, self.seed, self.same_across_channels = keep, seed, same_across_channels
+        self.indices = chosen  # flat indices into the (C, H, W) image, increasing
+        mask = torch.zeros(math.prod(shape))
+        mask[chosen] = 1.0
+        self.mask = mask.reshape(shape)  # 1 where a value is measured
+        self.norm_sq = 1.0
+
+    def _forward(self, x):
+        return x.reshape(x.shape[0], -1)[:, self._on("indices", self.indices, x).long()]
+
+    def _adjoint(self, y):
+        full = y.new_zeros((y.shape[0], math.prod(self.in_shape)))
+        full[:, self._on("indices", self.indices, y).long()] = y
+        return full.reshape(y.shape[0], *self.in_shape)
+
+    def _normal(self, x):
+        return x * self._on("mask", self.mask, x)
+
+    def _solve_regularized(self, rhs, rho):
+        return rhs / (self._on("mask", self.mask, rhs) + rho)
+
+
+class Downsample(LinearOperator):
+    """Super-resolution: average each ``factor × factor`` block (a box filter, then subsampling).
+
+    A x = average of each block; Aᵀ y spreads each value back over its block divided by f²
+    (the exact adjoint, so AᵀA = P/f² with P the orthogonal projector onto block-constant images).
+    Hence ‖AᵀA‖ = 1/f² and (AᵀA + ρI)⁻¹ = P/(1/f² + ρ) + (I − P)/ρ.
+
+    Args:
+        shape: image shape (C, H, W); H and W must be multiples of ``factor``.
+        factor: integer ≥ 1, the side of the averaged blocks.
+    """
+
+    def __init__(self, shape, factor):
+        shape = _image_shape(shape, "Downsample")
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be an integer ≥ 1, got {factor!r}")
+        channels, height, width = shape
+        if height % factor or width % factor:
+            raise ValueError(f"Downsample: height and width {height}×{width} must be multiples "
+                             f"of factor {factor}; crop or resize the image (e.g. to "
+                             f"{height - height % factor}×{width - width % factor})")
+        super().__init__(shape, (channels, height // factor, width // factor))
+        self.factor = factor
+        self.norm_sq = 1.0 / factor**2
+
+    def _forward(self, x):
+        return F.avg_pool2d(x, self.factor)
+
+    def _adjoint(self, y):
+        f = self.factor
+        return y.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1) / f**2
+
+    def _block_projector(self, x):
+        """P x: replace every block by its mean."""
+        f = self.factor
+        return F.avg_pool2d(x, f).repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)
+
+    def _normal(self, x):
+        return self._block_projector(x) / self.factor**2
+
+    def _solve_regularized(self, rhs, rho):
+        projected = self._block_projector(rhs)
+        return projected / (self.norm_sq + rho) + (rhs - projected) / rho
+
+
+class GaussianCS(LinearOperator):
+    """Compressed sensing with a dense Gaussian matrix: A ∈ R^{m×n}, entries N(0, 1/m).
+
+    The scaling 1/√m makes E‖Ax‖² = ‖x‖². ‖AᵀA‖ is computed exactly (largest eigenvalue of the
+    smaller Gram matrix, in double precision; ≈ (1 + √(n/m))² for large sizes).
+    (AᵀA + ρI)⁻¹ uses the Woodbury identity when m ≤ n,
+        (AᵀA + ρI)⁻¹ = (I − Aᵀ(ρI + AAᵀ)⁻¹A)/ρ,
+    so only an m×m Cholesky factor is needed (cached per ρ); when m > n, it factors AᵀA + ρI.
+
+    The matrix is stored, so its size is bounded by ``GAUSSIAN_CS_MAX_BYTES`` (256 MiB of float32);
+    larger requests are refused with a size that fits.
+
+    Args:
+        shape: image shape, e.g. (C, H, W); n = its number of entries.
+        m: number of measurements, 1 ≤ m.
+        seed: seed of the matrix.
+    """
+
+    def __init__(self, shape, m, seed=0):
+        shape = _shape_tuple(shape)
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"m (the number of measurements) must be a positive integer, got {m!r}")
+        n = math.prod(shape)
+        nbytes = 4 * m * n
+        if nbytes > GAUSSIAN_CS_MAX_BYTES:
+            raise ValueError(self._too_big_message(shape, m, n, nbytes))
+        super().__init__(shape, (m,))
+        self.m, self.n, self.seed = m, n, seed
+        generator = torch.Generator().manual_seed(int(seed))
+        self.matrix = torch.randn(m, n, generator=generator) / math.sqrt(m)
+        self._norm_sq = None
+
+    @staticmethod
+    def _too_big_message(shape, m, n, nbytes):
+        bound = GAUSSIAN_CS_MAX_BYTES
+        largest_m = bound // (4 * n)
+        message = (f"GaussianCS: the {m}×{n} float32 matrix would need {nbytes / 2**20:.0f} MiB, "
+                   f"more than the bound of {bound / 2**20:.0f} MiB (GAUSSIAN_CS_MAX_BYTES). ")
+        if largest_m >= 1:
+            message += f"Use m ≤ {largest_m} for this shape"
+        else:
+            message += "No m fits this shape"
+        if len(shape) == 3:
+            channels = shape[0]
+            ratio = m / n
+            # 4 · ratio · n² ≤ bound with n = C · s²  ⇒  s ≤ (bound / (4 · ratio · C²))^(1/4)
+            side = int((bound / (4 * ratio * channels**2)) ** 0.25)
+            while side > 1 and 4 * max(1, round(ratio * channels * side**2)) * channels * side**2 > bound:
+                side -= 1
+            message += (f", or keep the sampling ratio m/n = {ratio:.2f} on an image of at most "
+                        f"{channels}×{side}×{side}")
+        return message + "."
+
+    @property
+    def norm_sq(self):
+        """‖AᵀA‖₂, computed once from the smaller Gram matrix (exact up to rounding)."""
+        if self._norm_sq is None:
+            a = self.matrix.double()
+            gram = a @ a.T if self.m <= self.n else a.T @ a
+            self._norm_sq = float(torch.linalg.eigvalsh(gram)[-1])
+        return self._norm_sq
+
+    def _forward(self, x):
+        return x.reshape(x.shape[0], -1) @ self._on("matrix", self.matrix, x).T
+
+    def _adjoint(self, y):
+        return (y @ self._on("matrix", self.matrix, y)).reshape(y.shape[0], *self.in_shape)
+
+    def _cholesky(self, rho, like):
+        """Cholesky factor of ρI + AAᵀ (m ≤ n) or of AᵀA + ρI (m > n), cached per ρ, device, dtype."""
+        key = ("cholesky", rho, like.device, like.dtype)
+        if key not in self._cache:
+            a = self._on("matrix", self.matrix, like).double()
+            gram = a @ a.T if self.m <= self.n else a.T @ a
+            gram.diagonal().add_(rho)
+            self._cache[key] = torch.linalg.cholesky(gram).to(like.dtype)
+        return self._cache[key]
+
+    def _solve_regularized(self, rhs, rho):
+        a = self._on("matrix", self.matrix, rhs)
+        factor = self._cholesky(rho, rhs)
+        flat = rhs.reshape(rhs.shape[0], -1)
+        if self.m <= self.n:  # Woodbury: (I − Aᵀ(ρI + AAᵀ)⁻¹A) rhs / ρ
+            inner = torch.cholesky_solve((flat @ a.T).T, factor).T
+            solution = (flat - inner @ a) / rho
+        else:
+            solution = torch.cholesky_solve(flat.T, factor).T
+        return solution.reshape(rhs.shape)
+
+
+def measure(A, x, sigma, seed=0):
+    """Simulate a measurement b = A x + ε with ε ~ N(0, σ² I) (thesis eq. 1).
+
+    Args:
+        A: an operator of this module.
+        x: clean image of shape ``A.in_shape`` (or a batch).
+        sigma: noise standard deviation in image units [0, 1] (thesis σ = 10 on 0–255 → 10/255).
+        seed: seed of the noise; the noise is drawn on the CPU, so it is the same on every device.
+    """
+    if isinstance(sigma, torch.Tensor):
+        sigma = sigma.item()
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0 \
+            or not math.isfinite(sigma):
+        raise ValueError(f"sigma must be a finite number ≥ 0 in image units "
+                         f"(e.g. 10/255 for the thesis's σ = 10), got {sigma!r}")
+    clean = A.forward(x)
+    generator = torch.Generator().manual_seed(int(seed))
+    noise = torch.randn(clean.shape, generator=generator, dtype=torch.float64)
+    return clean + sigma * noise.to(device=clean.device, dtype=clean.dtype)
