@@ -77,10 +77,10 @@ def stub_solution(source, where="solution cell"):
     except SyntaxError as err:
         raise ValueError(f"{where} does not parse: {err}") from err
     lines = source.splitlines()
-    parts = []
+    imports, parts = [], []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            parts.append("\n".join(lines[node.lineno - 1:node.end_lineno]))
+            imports.append("\n".join(lines[node.lineno - 1:node.end_lineno]))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             parts.append(stub_function(node, lines))
         else:
@@ -88,7 +88,7 @@ def stub_solution(source, where="solution cell"):
                              f"function definitions, found {type(node).__name__}; move it to another cell")
     if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in tree.body):
         raise ValueError(f"{where} defines no function: an exercise's solution cell must define one")
-    return "\n\n\n".join(parts) + "\n"
+    return "\n\n\n".join((["\n".join(imports)] if imports else []) + parts) + "\n"
 
 
 def student_notebook(nb, name="notebook"):
