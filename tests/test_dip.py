@@ -5,24 +5,7 @@ import torch
 
 from dipcourse.dip import SkipNet, WMVStopper, fit_dip, make_input
 
-try:
-    from dipcourse.operators import Identity, RandomMask
-except ImportError:      # operators.py not there yet: minimal stand-ins with the same interface
-    class Identity:
-        def __init__(self, shape):
-            self.in_shape = self.out_shape = tuple(shape)
-
-        def forward(self, x):
-            return x
-
-    class RandomMask:
-        def __init__(self, shape, keep=0.5, seed=0):
-            g = torch.Generator().manual_seed(seed)
-            self.mask = torch.rand(shape, generator=g) < keep
-            self.in_shape, self.out_shape = tuple(shape), (int(self.mask.sum()),)
-
-        def forward(self, x):
-            return x[..., self.mask]
+from dipcourse.operators import Identity, RandomMask
 
 
 # ---------------------------------------------------------------- parameter counts
