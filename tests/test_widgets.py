@@ -1,0 +1,248 @@
+"""Tests of dipcourse.widgets: the compute parts are driven by setting slider values in Python.
+
+The generic widgets are tested with small fake compute/train functions whose calls we count; the
+lesson builders on tiny problems with the real modules (skipped while a module has not landed).
+"""
+import threading
+
+import numpy as np
+import pytest
+
+from dipcourse import widgets as W
+
+TIMEOUT = 60  # seconds; a generous bound for joins on a busy machine, never reached when all works
+
+
+def draw_value(result, fig):
+    """Draw a scalar result as a grey square whose brightness is the value."""
+    ax = fig.add_subplot()
+    ax.imshow(np.full((4, 4), float(result)), cmap="gray", vmin=0, vmax=1)
+
+
+class CountingCompute:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, sigma):
+        self.calls.append(sigma)
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        return min(1.0, sigma)
+
+
+def sigma_slider(value=0.1):
+    return W.make_slider("sigma", value, -0.5, 1.0, 0.05, description="σ")
+
+
+# ---- InstantExplorer ------------------------------------------------------------------------
+
+def test_instant_slider_change_recomputes_caches_and_redraws():
+    compute = CountingCompute()
+    explorer = W.InstantExplorer(compute, draw_value, {"sigma": sigma_slider(0.1)}, name="test")
+    first_png = explorer.image.value
+    assert compute.calls == [0.1] and explorer.result == 0.1 and first_png[:4] == b"\x89PNG"
+
+    explorer.sliders["sigma"].value = 0.6
+    assert compute.calls == [0.1, 0.6]
+    assert explorer.cache[W.cache_key({"sigma": 0.6})] == 0.6
+    assert explorer.image.value != first_png
+
+    explorer.sliders["sigma"].value = 0.1  # back to a computed value: from the cache, same picture
+    assert compute.calls == [0.1, 0.6]
+    assert explorer.image.value == first_png
+
+
+def test_instant_bad_input_shows_message_not_exception():
+    compute = CountingCompute()
+    explorer = W.InstantExplorer(compute, draw_value, {"sigma": sigma_slider(0.1)})
+    png = explorer.image.value
+    explorer.sliders["sigma"].value = -0.2
+    assert "sigma must be" in explorer.message.value
+    assert isinstance(explorer.last_error, ValueError)
+    assert explorer.image.value == png  # the last good picture stays
+    explorer.sliders["sigma"].value = 0.3
+    assert explorer.message.value == "" and explorer.result == 0.3
+
+
+def test_css_classes_for_browser_tests():
+    explorer = W.InstantExplorer(CountingCompute(), draw_value, {"sigma": sigma_slider()}, name="demo")
+    assert "dipcourse-slider-sigma" in explorer.sliders["sigma"]._dom_classes
+    assert {"dipcourse-plot", "dipcourse-plot-demo"} <= set(explorer.image._dom_classes)
+    assert {"dipcourse-widget", "dipcourse-demo"} <= set(explorer._dom_classes)
+    assert "dipcourse-message" in explorer.message._dom_classes
+    assert explorer.sliders["sigma"].continuous_update is False
+
+
+def test_make_slider_kinds():
+    assert isinstance(W.make_slider("p", 4, 1, 16, integer=True), W.widgets.IntSlider)
+    log = W.make_slider("rho", 1.0, 0.01, 100.0, log=True)
+    assert isinstance(log, W.widgets.FloatLogSlider) and (log.min, log.max) == (-2.0, 2.0)
+    assert W.cache_key({"a": 0.1 + 0.2}) == W.cache_key({"a": 0.3})
+
+
+# ---- LiveTrainer ----------------------------------------------------------------------------
+
+class FakeTrainer:
+    """train(report, sigma): `iters` iterations reporting a PSNR; returns the final 'image' value.
+
+    With ``block=True`` it keeps iterating (slowly) until ``report`` asks it to stop, so a test can
+    act while it runs. Tracks how many runs train at once.
+    """
+
+    def __init__(self, iters=20, block=False):
+        self.iters, self.block = iters, block
+        self.calls, self.iterations_done = [], []
+        self.started = threading.Event()
+        self.active = self.max_active = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, report, sigma):
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        with self._lock:
+            self.calls.append(sigma)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        self.started.set()
+        try:
+            k = 0
+            while k < self.iters or self.block:
+                if report(k, psnr=20 + k * sigma, loss=1.0 / (k + 1)):
+                    break
+                k += 1
+                if self.block:
+                    threading.Event().wait(0.005)
+            self.iterations_done.append(k)
+            return min(1.0, sigma + 0.01 * k)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def make_trainer(train, value=0.1, **kwargs):
+    kwargs.setdefault("refresh_s", 0.05)
+    kwargs.setdefault("draw", draw_value)
+    return W.LiveTrainer(train, {"sigma": sigma_slider(value)}, total=20, **kwargs)
+
+
+def dipcourse_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("dipcourse-") and t.is_alive()]
+
+
+def test_headless_construction_trains_nothing():
+    train = FakeTrainer()
+    trainer = make_trainer(train)
+    assert train.calls == [] and not trainer.busy and dipcourse_threads() == []
+    assert trainer.image.value[:4] == b"\x89PNG"  # the placeholder picture
+    assert "not trained yet" in trainer.status.value
+    assert trainer.result is None
+
+
+def test_initial_result_is_shown_and_cached():
+    train = FakeTrainer()
+    trainer = make_trainer(train, initial=0.42)
+    assert train.calls == [] and trainer.result == 0.42
+    assert trainer.cache[W.cache_key({"sigma": 0.1})] == 0.42
+    assert "cached" in trainer.status.value
+
+
+def test_slider_change_trains_in_background_then_cache_makes_return_instant():
+    train = FakeTrainer()
+    trainer = make_trainer(train)
+    placeholder = trainer.image.value
+
+    trainer.sliders["sigma"].value = 0.5
+    assert trainer.wait(TIMEOUT) == pytest.approx(0.7)
+    assert train.calls == [0.5] and train.iterations_done == [20]
+    assert trainer.cache[W.cache_key({"sigma": 0.5})] == pytest.approx(0.7)
+    assert trainer.image.value != placeholder and trainer.progress.value == 1.0
+    png_05 = trainer.image.value
+
+    trainer.sliders["sigma"].value = 0.2
+    trainer.wait(TIMEOUT)
+    assert train.calls == [0.5, 0.2] and trainer.image.value != png_05
+
+    trainer.sliders["sigma"].value = 0.5  # already trained: no new run, the same picture at once
+    assert train.calls == [0.5, 0.2] and not trainer.busy
+    assert trainer.image.value == png_05 and trainer.result == pytest.approx(0.7)
+
+
+def test_run_button_trains_current_values():
+    train = FakeTrainer()
+    trainer = make_trainer(train, value=0.3, run_on_change=False)
+    trainer.sliders["sigma"].value = 0.4  # no training on change with run_on_change=False
+    assert train.calls == []
+    trainer.run_button.click()
+    trainer.wait(TIMEOUT)
+    assert train.calls == [0.4] and trainer.result == pytest.approx(0.6)
+
+
+def test_live_curve_is_drawn_during_run():
+    train = FakeTrainer()
+    trainer = make_trainer(train, refresh_s=0.0)
+    frames = []
+    trainer.image.observe(lambda change: frames.append(change["new"]), names="value")
+    curves = []
+    trainer.draw_live = lambda curve, fig: (curves.append(list(curve.scalars.get("psnr", []))),
+                                            W.draw_live_curve(curve, fig))
+    trainer.run_now({"sigma": 0.3})
+    assert len(frames) >= 3  # start, at least one live frame, the final picture
+    assert any(len(c) > 1 for c in curves)
+    assert curves[-1] == pytest.approx([20 + k * 0.3 for k in range(len(curves[-1]))])
+
+
+def test_stop_button_stops_the_run_and_does_not_cache_it():
+    train = FakeTrainer(block=True)
+    trainer = make_trainer(train)
+    trainer.sliders["sigma"].value = 0.3
+    assert train.started.wait(TIMEOUT) and trainer.busy
+    assert not trainer.stop_button.disabled
+    trainer.stop_button.click()
+    trainer.wait(TIMEOUT)
+    assert not trainer.busy and len(train.iterations_done) == 1
+    assert W.cache_key({"sigma": 0.3}) not in trainer.cache
+    assert "stopped" in trainer.status.value
+    assert trainer.result == pytest.approx(0.3 + 0.01 * train.iterations_done[0])  # partial run shown
+
+
+def test_new_selection_stops_old_run_and_stale_run_never_draws():
+    train = FakeTrainer(block=True)
+    drawn = []
+    trainer = make_trainer(train, draw=lambda result, fig: (drawn.append(result), draw_value(result, fig)))
+    trainer.sliders["sigma"].value = 0.3
+    assert train.started.wait(TIMEOUT)
+    first_thread = trainer._current.thread
+    train.started.clear()
+    train.block = False
+    trainer.sliders["sigma"].value = 0.6
+    trainer.wait(TIMEOUT)
+    first_thread.join(TIMEOUT)
+    assert train.calls == [0.3, 0.6]
+    assert train.max_active == 1  # never two trainings at once
+    assert W.cache_key({"sigma": 0.3}) not in trainer.cache  # stopped, so not cached
+    assert drawn == [pytest.approx(0.6 + 0.2)]  # the stale run drew nothing
+    assert trainer.result == pytest.approx(0.8)
+
+
+def test_training_error_shows_message_not_exception():
+    train = FakeTrainer()
+    trainer = make_trainer(train)
+    trainer.sliders["sigma"].value = -0.2
+    trainer.wait(TIMEOUT)
+    assert "sigma must be" in trainer.message.value
+    assert isinstance(trainer.last_error, ValueError) and not trainer.busy
+    assert trainer.cache == {}
+    assert trainer.run_now({"sigma": -0.3}) is None  # synchronous path: message too, no exception
+    assert "-0.3" in trainer.message.value
+
+
+def test_run_now_is_synchronous_and_moves_slider_without_background_run():
+    train = FakeTrainer()
+    trainer = make_trainer(train)
+    result = trainer.run_now({"sigma": 0.25})
+    assert result == pytest.approx(0.45) and trainer.sliders["sigma"].value == 0.25
+    assert dipcourse_threads() == [] and train.calls == [0.25]
+    assert trainer.run_now({"sigma": 0.25}) == pytest.approx(0.45) and train.calls == [0.25]
+    assert trainer.run_now({"sigma": 0.25}, force=True) and train.calls == [0.25, 0.25]
+    with pytest.raises(ValueError, match="no slider named"):
+        trainer.run_now({"rho": 1.0})
