@@ -1,0 +1,77 @@
+"""The committed lessons: shape (badge, setup cell, Checks) and outputs from a clean top-to-bottom run.
+
+Executing the lessons is nbval's job (``make test`` runs ``pytest --nbval-lax notebooks`` in the
+quick profile, offline: see conftest.py). This file checks what is committed: outputs exist, come
+from one clean run (execution counts 1..n in order, no errors), and every lesson starts with the
+Colab badge and setup cell (``python -m dipcourse.colab stamp``).
+"""
+import json
+import pathlib
+
+import nbformat
+import pytest
+
+from dipcourse import colab
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LESSON_NAMES = ["00_start_here", "01_classical_cs", "02_dip_overfitting", "03_admm_variants",
+                "04_hybrid_priors", "05_jacobian_spectra", "06_fitting_along_directions"]
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def test_every_lesson_of_the_course_map_is_there():
+    present = {p.stem for p in LESSONS}
+    assert not set(LESSON_NAMES) - present, f"missing lessons: {sorted(set(LESSON_NAMES) - present)}"
+
+
+@pytest.fixture(params=LESSONS, ids=lambda p: p.stem)
+def lesson(request):
+    path = request.param
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    return path, nb
+
+
+def test_outputs_from_a_clean_top_to_bottom_run(lesson):
+    path, nb = lesson
+    code = _code_cells(nb)
+    counts = [c.execution_count for c in code]
+    assert None not in counts, f"{path.name}: {counts.count(None)} code cells were never run"
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: execution counts {counts} are not 1..n"
+    for index, cell in enumerate(code, start=1):
+        for output in cell.outputs:
+            assert output.output_type != "error", f"{path.name} cell [{index}]: {output.get('ename')}"
+            text = output.get("text", "") + json.dumps(output.get("data", {}).get("text/plain", ""))
+            assert "Traceback (most recent call last)" not in text, f"{path.name} cell [{index}] shows a traceback"
+    assert any(o.get("output_type") in ("display_data", "execute_result") and "image/png" in o.get("data", {})
+               for c in code for o in c.outputs), f"{path.name}: no figure in the committed outputs"
+
+
+def test_badge_and_setup_cell_come_first(lesson):
+    path, nb = lesson
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    assert colab.colab_badge(path.relative_to(ROOT).as_posix()) in first.source.splitlines()[0], \
+        f"{path.name}: badge missing or stale: run python -m dipcourse.colab stamp {path.relative_to(ROOT)}"
+    assert any(line.startswith("# ") for line in first.source.splitlines()), f"{path.name}: no '# title' in the first cell"
+    assert _code_cells(nb)[0].source == colab.SETUP_CELL_SOURCE, \
+        f"{path.name}: first code cell is not the current Colab setup cell: run python -m dipcourse.colab stamp"
+
+
+def test_lesson_ends_with_checks_that_assert(lesson):
+    path, nb = lesson
+    headings = [i for i, c in enumerate(nb.cells)
+                if c.cell_type == "markdown" and any(line.strip() == "## Checks" for line in c.source.splitlines())]
+    assert headings, f"{path.name}: no '## Checks' section"
+    after = [c for c in nb.cells[headings[-1]:] if c.cell_type == "code"]
+    assert any("assert" in c.source for c in after), f"{path.name}: the Checks section asserts nothing"
+
+
+def test_kernel_is_plain_python3(lesson):
+    path, nb = lesson
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", \
+        f"{path.name}: kernelspec must be python3 so nbval and Colab pick the default kernel"
