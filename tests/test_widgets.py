@@ -246,3 +246,108 @@ def test_run_now_is_synchronous_and_moves_slider_without_background_run():
     assert trainer.run_now({"sigma": 0.25}, force=True) and train.calls == [0.25, 0.25]
     with pytest.raises(ValueError, match="no slider named"):
         trainer.run_now({"rho": 1.0})
+
+
+# ---- lesson builders on tiny problems ---------------------------------------------------------
+
+TINY_NET = dict(in_channels=4, nd=[8, 8], nu=[8, 8], ns=[0, 0])
+
+
+def tiny_image(channels=1, size=16, seed=0):
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    smooth = torch.nn.functional.avg_pool2d(torch.rand(1, channels, size, size, generator=g), 3, 1, 1)
+    return smooth[0].clamp(0, 1)
+
+
+def test_sigma_explorer_trains_caches_and_matches_fit_dip():
+    pytest.importorskip("dipcourse.dip")
+    from dipcourse.dip import fit_dip
+    from dipcourse.operators import Identity, measure
+
+    image = tiny_image()
+    explorer = W.sigma_explorer(image, sigma=0.1, iters=8, lr=0.01, net_kwargs=TINY_NET, refresh_s=0.0)
+    assert explorer.result is None and not explorer.busy  # headless: nothing trained
+    placeholder = explorer.image.value
+
+    explorer.sliders["sigma"].value = 0.05
+    run = explorer.wait(TIMEOUT)
+    assert run["values"] == {"sigma": 0.05} and len(run["result"].history["psnr"]) == 8
+    assert explorer.image.value != placeholder and explorer.message.value == ""
+
+    # The widget's run is exactly the ordinary function call (same seed, same network, same noise).
+    from dipcourse.config import seed_everything
+    from dipcourse.dip import SkipNet
+    seed_everything(0)
+    net = SkipNet(out_channels=1, **TINY_NET)
+    A = Identity(tuple(image.shape))
+    direct = fit_dip(A, measure(A, image, 0.05, seed=0), 8, net=net, lr=0.01, ref=image, seed=0, progress=False)
+    np.testing.assert_allclose(run["result"].history["psnr"], direct.history["psnr"], rtol=1e-5)
+
+    png = explorer.image.value
+    explorer.sliders["sigma"].value = 0.1
+    explorer.wait(TIMEOUT)
+    explorer.sliders["sigma"].value = 0.05  # cached: instant, no new thread
+    assert not explorer.busy and explorer.image.value == png
+    assert len(explorer.cache) == 2
+
+
+def test_subspace_explorer_runs_and_reports_p_too_large():
+    pytest.importorskip("dipcourse.jacobian")
+    import torch
+
+    from dipcourse.config import seed_everything
+    from dipcourse.dip import SkipNet, make_input
+
+    image = tiny_image()
+    seed_everything(0)
+    net = SkipNet(out_channels=1, **TINY_NET)
+    z = make_input(4, 16, 16, seed=0)
+    U, _ = torch.linalg.qr(torch.randn(image.numel(), 6, generator=torch.Generator().manual_seed(1)))
+    before = [t.detach().clone() for t in net.parameters()]
+
+    explorer = W.subspace_explorer(U.numpy(), image, net=net, z=z, p=3, p_max=10, sigma=0.1, iters=5,
+                                   refresh_s=0.0)
+    assert explorer.result is None
+    run = explorer.run_now({"p": 4})
+    assert run["values"] == {"p": 4, "sigma": 0.1} and run["result"].params["p"] == 4
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # the caller's θ₀ untouched
+
+    explorer.sliders["p"].value = 8  # more directions than U has columns
+    explorer.wait(TIMEOUT)
+    assert "p=8" in explorer.message.value and isinstance(explorer.last_error, ValueError)
+    assert W.cache_key({"p": 8, "sigma": 0.1}) not in explorer.cache
+
+
+def test_cs_explorer_redraws_on_each_slider():
+    pytest.importorskip("dipcourse.priors")
+    image = tiny_image(channels=3, size=32)
+    explorer = W.cs_explorer(image, iters=20)
+    run = explorer.result
+    assert run["result"].final_psnr > run["psnr_measured"]  # TV inpainting beats the zero-filled image
+    for key, value in [("lam", 0.1), ("sigma", 0.05), ("keep", 0.8)]:
+        png = explorer.image.value
+        explorer.sliders[key].value = value
+        assert explorer.message.value == "" and explorer.image.value != png
+        assert explorer.result["values"][key] == pytest.approx(value)
+    assert len(explorer.cache) == 4
+
+
+def test_rho_explorer_instant_pnp_and_trained_dip_admm():
+    pytest.importorskip("dipcourse.priors")
+    pytest.importorskip("dipcourse.admm")
+    from dipcourse.operators import RandomMask, measure
+
+    image = tiny_image()
+    A = RandomMask(tuple(image.shape), keep=0.5, seed=0)
+    b = measure(A, image, 0.05, seed=0)
+    box = W.rho_explorer(A, b, image, pnp_iters=10, dip_iters=4, net_kwargs=TINY_NET, refresh_s=0.0)
+    assert box.instant.result["values"] == {"rho": 1.0}  # PnP drawn at once
+    assert box.trainer.result is None and not box.trainer.busy  # DIP-ADMM waits for a person
+    pnp_png, dip_png = box.instant.image.value, box.trainer.image.value
+
+    box.sliders["rho"].value = 10.0
+    run = box.trainer.wait(TIMEOUT)
+    assert box.instant.result["values"] == {"rho": 10.0} and box.instant.image.value != pnp_png
+    assert run["values"] == {"rho": 10.0} and run["result"].params["rho"] == 10.0
+    assert box.trainer.image.value != dip_png
