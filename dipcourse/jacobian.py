@@ -1,0 +1,398 @@
+"""The Jacobian of the deep image prior and the spectrum of J Jᵀ (thesis §5, eq. 37–44).
+
+For denoising (A = I) DIP minimises L(θ) = ½‖G(z; θ) − b‖² (37). Near the random initialisation θ₀
+the network is almost linear, G(θ) ≈ G(θ₀) + J(θ − θ₀) (38), with J = ∂G/∂θ (n outputs × w weights).
+Plain gradient descent with step η then moves the residual r_t = G(θ_t) − b as
+
+    r̂_t = (I − η J Jᵀ)ᵗ r₀                                   (39)
+        = U (I − ηΣ²)ᵗ Uᵀ r₀,   J Jᵀ = U Σ² Uᵀ             (40)
+        = Σᵢ (1 − ησᵢ²)ᵗ ⟨uᵢ, r₀⟩ uᵢ                         (41)
+
+so the direction uᵢ is fitted at the speed σᵢ². This module computes that spectrum:
+
+* :func:`jjt_operator` — J Jᵀ as a matrix-free ``scipy.sparse.linalg.LinearOperator``;
+* :func:`top_eigenpairs` — its leading eigenpairs, by ARPACK (as in the thesis, §5.3) or by a block
+  method that pushes many vectors through the network at once;
+* :func:`ntk_gram` — the whole n × n matrix J Jᵀ for small outputs;
+* :func:`predict_residuals` and :func:`generalization_terms` — the linearised dynamics (39)–(43);
+* :class:`Subspace` and :func:`fit_along_directions` — DIP trained only along the top-p
+  eigen-directions, loss (44).
+
+The Jacobian is taken **as DIP trains it**: BatchNorm in training mode, normalising with the statistics
+of the current batch (the network's running statistics are never read or updated). In evaluation mode the
+deep layers would see frozen statistics and their Jacobian would nearly vanish. Every function works on a
+private copy of the network, so the caller's network (its weights, buffers and mode) is left untouched.
+
+How J Jᵀ v is computed: ``torch.func.vjp`` gives Jᵀ v (one backward pass), then ``torch.func.jvp``
+pushes that weight-space vector forward in forward mode, J (Jᵀ v) (one forward pass with dual numbers).
+The thesis (footnote 7) obtained J x with a second backward pass instead (the "double-backward trick":
+differentiate y ↦ Jᵀ y once more), which costs about two backward passes and keeps a larger graph.
+``torch.func.vmap`` batches both products over many vectors, which is what makes the block method fast.
+
+Vectors live in the flattened output space: n = C·H·W entries, in the order of ``G(z).reshape(-1)``.
+Eigenvalues and eigenvectors are returned as NumPy float64 arrays.
+"""
+import copy
+import math
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg
+import torch
+from torch.func import functional_call, jvp, replace_all_batch_norm_modules_, vjp, vmap
+
+from dipcourse.operators import LinearOperator
+
+
+DEFAULT_GRAM_BYTES = 2 * 2**30
+"""Largest n × n float64 matrix :func:`ntk_gram` builds (2 GiB: n ≤ 16384, e.g. 64×64×3 = 12288)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The network as a function of its weights
+# --------------------------------------------------------------------------------------------------
+
+class _NetworkFunction:
+    """θ ↦ G(z; θ) on a private copy of ``net``, with BatchNorm using batch statistics (as in training).
+
+    Attributes:
+        params: dict of detached weight tensors θ (the expansion point, usually θ₀).
+        out_shape: shape of G(z) without the batch dimension, e.g. (3, 64, 64).
+        n: number of outputs, prod(out_shape).
+    """
+
+    def __init__(self, net, z, dtype=None):
+        if not isinstance(net, torch.nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module (e.g. dipcourse.dip.SkipNet), got {type(net).__name__}")
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"z must be a torch.Tensor (e.g. from dipcourse.dip.make_input), got {type(z).__name__}")
+        if z.dim() == 3:
+            z = z.unsqueeze(0)
+        if z.dim() != 4 or z.shape[0] != 1:
+            raise ValueError(f"z must have shape (C, H, W) or (1, C, H, W), got {tuple(z.shape)}")
+        module = copy.deepcopy(net)
+        module.train()
+        # Drop running statistics: BatchNorm then always normalises with the batch's own mean/variance,
+        # exactly what happens during DIP training, and nothing is written back (vmap-safe too).
+        replace_all_batch_norm_modules_(module)
+        if dtype is not None:
+            module = module.to(dtype)
+        param = next(module.parameters(), None)
+        if param is None:
+            raise ValueError("net has no parameters; J = ∂G/∂θ needs trainable weights")
+        self.module = module
+        self.z = z.detach().to(device=param.device, dtype=param.dtype)
+        self.params = {name: p.detach() for name, p in module.named_parameters()}
+        self.buffers = {name: b.detach() for name, b in module.named_buffers()}
+        try:
+            with torch.no_grad():
+                out = self(self.params)
+        except RuntimeError as err:
+            raise ValueError(f"the network cannot take an input of shape {tuple(self.z.shape)} ({err}). "
+                             "For dipcourse.dip.SkipNet use height and width divisible by 2**len(nd), "
+                             "e.g. 32, 64 or 128 with the thesis's five levels.") from err
+        # The backward graph of G at θ is built once and reused by every product Jᵀv.
+        _, self.vjp_fn = vjp(self, self.params)
+        self.out_shape = tuple(out.shape[1:])
+        self.n = out.numel()
+        self.dtype = param.dtype
+        self.device = param.device
+
+    def __call__(self, params):
+        """G(z; θ), flattened to a vector of n outputs."""
+        return functional_call(self.module, (params, self.buffers), (self.z,)).reshape(-1)
+
+    def jjt(self, v):
+        """J Jᵀ v for one vector v of n outputs: VJP (backward) then JVP (forward mode)."""
+        (jt_v,) = self.vjp_fn(v)
+        _, j_jt_v = jvp(self, (self.params,), (jt_v,))
+        return j_jt_v
+
+    def jjt_block(self, V, batch_size=64):
+        """J Jᵀ V for the columns of V (n × l), pushing ``batch_size`` columns through at once (vmap)."""
+        batched = vmap(self.jjt)
+        cols = [batched(V[:, i:i + batch_size].T.contiguous()).T for i in range(0, V.shape[1], batch_size)]
+        return torch.cat(cols, dim=1)
+
+
+def _to_torch(x, f):
+    return torch.as_tensor(np.ascontiguousarray(x)).to(device=f.device, dtype=f.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# J Jᵀ: operator, exact matrix, eigenpairs
+# --------------------------------------------------------------------------------------------------
+
+def jjt_operator(net, z, dtype=None, batch_size=64):
+    """J Jᵀ as a ``scipy.sparse.linalg.LinearOperator`` of size n × n (n = C·H·W of the output).
+
+    J is the Jacobian of θ ↦ G(z; θ) at the network's current weights, with BatchNorm in training
+    mode (batch statistics) as in DIP training. ``op @ v`` costs one VJP and one JVP; ``op @ V`` for
+    a block V pushes ``batch_size`` columns through the network at once. The operator takes and
+    returns float64 NumPy arrays; the network runs in its own dtype unless ``dtype`` is given
+    (e.g. ``torch.float64`` for reference computations). ``net`` itself is not modified.
+    """
+    f = _NetworkFunction(net, z, dtype=dtype)
+
+    def matvec(v):
+        with torch.no_grad():
+            return f.jjt(_to_torch(np.ravel(v), f)).double().cpu().numpy()
+
+    def matmat(V):
+        with torch.no_grad():
+            return f.jjt_block(_to_torch(V, f), batch_size).double().cpu().numpy()
+
+    op = scipy.sparse.linalg.LinearOperator((f.n, f.n), matvec=matvec, rmatvec=matvec, matmat=matmat,
+                                            dtype=np.float64)
+    op.out_shape = f.out_shape
+    return op
+
+
+def ntk_gram(net, z, max_bytes=DEFAULT_GRAM_BYTES, dtype=None, batch_size=64):
+    """The exact n × n matrix J Jᵀ (float64 NumPy), column block by column block: J Jᵀ [e_i … e_j].
+
+    Each block is a batch of VJPs (rows of J, Jᵀe_i) pushed forward by JVPs. Refuses outputs whose
+    matrix would need more than ``max_bytes`` (default 2 GiB, i.e. n ≤ 16384): use
+    :func:`top_eigenpairs` for larger images.
+    """
+    f = _NetworkFunction(net, z, dtype=dtype)
+    need = 8 * f.n ** 2
+    if need > max_bytes:
+        raise ValueError(f"ntk_gram: the {f.n} x {f.n} matrix J Jᵀ of an output of shape {f.out_shape} needs "
+                         f"{need / 2**30:.1f} GiB, above max_bytes={max_bytes / 2**30:.1f} GiB. Use a smaller "
+                         "image, raise max_bytes, or compute only the leading eigenpairs with top_eigenpairs().")
+    gram = np.empty((f.n, f.n))
+    eye = torch.eye(f.n, dtype=f.dtype, device=f.device)
+    with torch.no_grad():
+        for i in range(0, f.n, batch_size):
+            gram[:, i:i + batch_size] = f.jjt_block(eye[:, i:i + batch_size], batch_size).double().cpu().numpy()
+    return gram
+
+
+def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, oversample=None, max_passes=100, seed=0,
+                   dtype=None, batch_size=64, return_info=False):
+    """The k largest eigenvalues of J Jᵀ (descending) and their orthonormal eigenvectors (columns).
+
+    Args:
+        net, z: the network and its fixed input; J is taken at the network's current weights.
+        k: how many eigenpairs, 1 ≤ k < n.
+        method: ``"arpack"`` — ``scipy.sparse.linalg.eigsh`` (implicitly restarted Lanczos, as the
+            thesis used, §5.3), one vector at a time; ``"block"`` — subspace iteration with
+            Rayleigh–Ritz on k + ``oversample`` vectors pushed through the network together,
+            repeated until every pair meets ‖J Jᵀ u − λu‖ ≤ tol · λ_max.
+        tol: the residual bar of the block method relative to λ_max (default 1e-3). ARPACK is run
+            to its own, much tighter, default accuracy.
+        oversample: extra vectors of the block method (default max(10, k): a subspace of 2k vectors).
+        max_passes: the block method gives up (ValueError) after this many passes.
+        seed: seed of the random start (both methods).
+        return_info: also return a dict (``"passes"``, ``"matvecs"``, ``"residuals"``).
+
+    Returns:
+        ``(eigenvalues, eigenvectors)``: NumPy float64 arrays of shapes (k,) and (n, k); column i
+        reshaped to the output shape (C, H, W) is the i-th eigen-image.
+    """
+    if method not in ("arpack", "block"):
+        raise ValueError(f"method must be 'arpack' or 'block', got {method!r}")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    f = _NetworkFunction(net, z, dtype=dtype)
+    if not 1 <= k < f.n:
+        raise ValueError(f"k={k} must satisfy 1 ≤ k < n = {f.n} (the number of outputs {f.out_shape}); "
+                         "for the full spectrum use numpy.linalg.eigh(ntk_gram(net, z)).")
+    rng = np.random.default_rng(seed)
+    if method == "arpack":
+        values, vectors, info = _arpack(f, k, rng)
+    else:
+        values, vectors, info = _block(f, k, tol, oversample, max_passes, rng, batch_size)
+    return (values, vectors, info) if return_info else (values, vectors)
+
+
+def _arpack(f, k, rng):
+    count = [0]
+
+    def matvec(v):
+        count[0] += 1
+        with torch.no_grad():
+            return f.jjt(_to_torch(np.ravel(v), f)).double().cpu().numpy()
+
+    op = scipy.sparse.linalg.LinearOperator((f.n, f.n), matvec=matvec, dtype=np.float64)
+    values, vectors = scipy.sparse.linalg.eigsh(op, k=k, which="LA", v0=rng.standard_normal(f.n))
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    return values, vectors, {"passes": None, "matvecs": count[0]}
+
+
+def _block(f, k, tol, oversample, max_passes, rng, batch_size):
+    """Subspace iteration with Rayleigh–Ritz: Q ← orth(J Jᵀ Q), eigenpairs of Qᵀ J Jᵀ Q.
+
+    The Ritz pairs converge at the rate λ_{l+1}/λ_i per pass (l = k + oversample), so oversampling
+    pays off on a slowly decaying spectrum. The product J Jᵀ Q of a pass also gives the residuals of
+    its Ritz pairs for free, so the loop stops as soon as the top k meet the bar.
+    """
+    l = min(f.n, k + (max(10, k) if oversample is None else int(oversample)))
+    if l <= k:
+        raise ValueError(f"oversample must be ≥ 1 (the block needs more than k={k} vectors)")
+    apply = lambda Q: f.jjt_block(_to_torch(Q, f), batch_size).double().cpu().numpy()
+    Q, _ = np.linalg.qr(rng.standard_normal((f.n, l)))
+    matvecs = 0
+    with torch.no_grad():
+        for passes in range(1, max_passes + 1):
+            AQ = apply(Q)
+            matvecs += l
+            H = Q.T @ AQ
+            values, W = scipy.linalg.eigh((H + H.T) / 2)
+            values, W = values[::-1], W[:, ::-1]
+            vectors, A_vectors = Q @ W, AQ @ W
+            residuals = np.linalg.norm(A_vectors[:, :k] - vectors[:, :k] * values[:k], axis=0)
+            if residuals.max() <= tol * values[0]:
+                return values[:k], vectors[:, :k], {"passes": passes, "matvecs": matvecs, "residuals": residuals}
+            Q, _ = np.linalg.qr(A_vectors)
+    raise ValueError(f"block method: the top {k} eigenpairs did not reach ‖J Jᵀu − λu‖ ≤ {tol}·λ_max in "
+                     f"{max_passes} passes (worst {residuals.max() / values[0]:.1e}·λ_max); raise max_passes "
+                     "or oversample, or use method='arpack'.")
+
+
+def eigenpair_residuals(net, z, values, vectors, dtype=None, batch_size=64):
+    """‖J Jᵀ uᵢ − λᵢ uᵢ‖ for each column uᵢ of ``vectors``: how exact the eigenpairs are."""
+    f = _NetworkFunction(net, z, dtype=dtype)
+    with torch.no_grad():
+        AV = f.jjt_block(_to_torch(vectors, f), batch_size).double().cpu().numpy()
+    return np.linalg.norm(AV - vectors * np.asarray(values), axis=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Linearised dynamics (39)–(43)
+# --------------------------------------------------------------------------------------------------
+
+def _check_basis(values, U, n=None, p=None):
+    values, U = np.asarray(values, dtype=np.float64), np.asarray(U, dtype=np.float64)
+    if U.ndim != 2 or values.shape != (U.shape[1],):
+        raise ValueError(f"need eigenvalues of shape (k,) and eigenvectors of shape (n, k); got {values.shape} "
+                         f"and {U.shape}")
+    if n is not None and U.shape[0] != n:
+        raise ValueError(f"eigenvectors have {U.shape[0]} entries but the image has {n}")
+    if p is not None and not 1 <= p <= U.shape[1]:
+        raise ValueError(f"p={p} must be between 1 and the number of computed eigenvectors, {U.shape[1]}")
+    return values, U
+
+
+def _flat(x):
+    return torch.as_tensor(x).detach().double().reshape(-1).cpu().numpy()
+
+
+def predict_residuals(r0, values, U, lr, steps):
+    """‖r̂_t‖ for t = 0 … steps under plain gradient descent with step ``lr`` on the linearised loss.
+
+    r̂_t = U (I − ηΣ²)ᵗ Uᵀ r₀ (40), with Σ² = ``values`` and U = ``U`` (n × k). When U holds only the
+    top k eigenvectors, the rest of r₀, (I − UUᵀ) r₀, lies along directions with eigenvalues ≤ λ_k and
+    is counted as not yet fitted (exact when k = n). Returns a NumPy array of ``steps + 1`` norms.
+    """
+    r0 = _flat(r0)
+    values, U = _check_basis(values, U, n=r0.size)
+    if lr <= 0 or lr * values.max() >= 2:
+        raise ValueError(f"gradient descent on (38) converges only for 0 < lr < 2/λ_max = {2 / values.max():.3g}; "
+                         f"got lr={lr}")
+    coeff = U.T @ r0
+    rest_sq = max(float(r0 @ r0 - coeff @ coeff), 0.0)
+    factors = (1.0 - lr * values)[None, :] ** np.arange(steps + 1)[:, None]
+    return np.sqrt(((factors * coeff) ** 2).sum(axis=1) + rest_sq)
+
+
+def generalization_terms(values, U, x_true, noise, g0, lr, steps, p):
+    """The three terms of the bound (43) on ‖G(θ_t) − x♮‖ for t = 0 … steps, as a dict of arrays.
+
+    ``"init"`` = (1 − ησ²_min)ᵗ ‖G(θ₀)‖, ``"image"`` = (1 − ησ_p²)ᵗ ‖x♮‖ (the image assumed to lie in
+    the span of the top p eigenvectors), ``"noise"`` = √Σᵢ [1 − (1 − ησᵢ²)ᵗ]² ⟨uᵢ, ε⟩², plus ``"bound"``,
+    their sum. σ²_min is the smallest eigenvalue given; pass the full spectrum for the exact bound.
+    """
+    x_true, noise, g0 = _flat(x_true), _flat(noise), _flat(g0)
+    values, U = _check_basis(values, U, n=x_true.size, p=p)
+    t = np.arange(steps + 1)
+    terms = {
+        "init": (1.0 - lr * values.min()) ** t * np.linalg.norm(g0),
+        "image": (1.0 - lr * values[p - 1]) ** t * np.linalg.norm(x_true),
+        "noise": np.sqrt((((1.0 - (1.0 - lr * values[None, :]) ** t[:, None]) * (U.T @ noise)) ** 2).sum(axis=1)),
+    }
+    terms["bound"] = terms["init"] + terms["image"] + terms["noise"]
+    return terms
+
+
+def gradient_descent_residuals(net, z, b, lr, steps, dtype=None):
+    """‖G(θ_t) − b‖ for t = 0 … steps under plain gradient descent θ ← θ − η ∇L(θ) on loss (37).
+
+    The real dynamics that (39)–(41) linearise: same network, BatchNorm with batch statistics, fixed
+    step ``lr``. Works on a copy; ``net`` is not modified. Returns a NumPy array of ``steps + 1`` norms.
+    """
+    f = _NetworkFunction(net, z, dtype=dtype)
+    b = torch.as_tensor(b).detach().to(device=f.device, dtype=f.dtype).reshape(-1)
+    if b.numel() != f.n:
+        raise ValueError(f"b has {b.numel()} entries but the network outputs {f.out_shape}")
+    params = {name: p.clone() for name, p in f.params.items()}
+    norms = []
+    for _ in range(steps + 1):
+        residual, vjp_fn = vjp(f, params)
+        residual = residual - b
+        norms.append(float(residual.norm()))
+        (grad,) = vjp_fn(residual)  # ∇L(θ) = Jᵀ (G(θ) − b)
+        params = {name: p - lr * grad[name] for name, p in params.items()}
+    return np.asarray(norms)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitting along the top-p directions (44)
+# --------------------------------------------------------------------------------------------------
+
+class Subspace(LinearOperator):
+    """A = Uᵀ for U with orthonormal columns (n × p): measures an image along p eigen-directions.
+
+    With this operator, ½‖A G(θ) − A b‖² is the loss (44), ½‖Uᵀ(G(θ) − b)‖². ``forward`` flattens
+    an image of shape ``shape`` = (C, H, W) and returns its p coefficients Uᵀx; ``adjoint`` maps
+    p coefficients back to the image U y; ``normal`` is the projection U Uᵀ. ‖AᵀA‖ = 1 and, since
+    U Uᵀ is a projection, (U Uᵀ + ρI)⁻¹ = I/ρ − U Uᵀ (1/ρ − 1/(1+ρ)).
+    """
+
+    def __init__(self, U, shape):
+        U = torch.as_tensor(np.asarray(U), dtype=torch.float32)
+        shape = tuple(int(s) for s in shape)
+        if U.dim() != 2 or U.shape[0] != math.prod(shape):
+            raise ValueError(f"U must have shape (n, p) with n = prod(shape) = {math.prod(shape)}; got "
+                             f"{tuple(U.shape)}")
+        super().__init__(shape, (U.shape[1],))
+        self.U = U
+        self.norm_sq = 1.0
+
+    def _forward(self, x):
+        return x.reshape(x.shape[0], -1) @ self._on("U", self.U, x)
+
+    def _adjoint(self, y):
+        return (y @ self._on("U", self.U, y).T).reshape(y.shape[0], *self.in_shape)
+
+    def _solve_regularized(self, rhs, rho):
+        return rhs / rho - self._normal(rhs) * (1.0 / rho - 1.0 / (1.0 + rho))
+
+
+def fit_along_directions(b, U, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, p=None, **fit_kwargs):
+    """DIP trained only along the top-p eigen-directions: loss (44), ½‖Uᵀ(G(θ) − b)‖², Adam as in DIP.
+
+    ``U`` holds the eigenvectors of J Jᵀ as columns (n × k, from :func:`top_eigenpairs` or
+    ``eigh(ntk_gram(...))`` reordered descending); ``p`` (default: all k columns) selects the first p.
+    The training loop is :func:`dipcourse.dip.fit_dip` with the operator A = Uᵀ (:class:`Subspace`)
+    and the measurement Uᵀb, so every other argument means what it means there (thesis defaults:
+    Adam, lr 1e-3). For U computed from ``net`` and ``z``, pass that same network and input: the
+    directions belong to that initialisation. Returns a :class:`dipcourse.Result` whose PSNR is
+    measured against ``ref`` on the whole image.
+    """
+    from dipcourse.dip import fit_dip
+
+    b = torch.as_tensor(b, dtype=torch.float32)
+    U = np.asarray(U)
+    k = U.shape[1] if U.ndim == 2 else 0
+    p = k if p is None else p
+    if U.ndim != 2 or U.shape[0] != b.numel():
+        raise ValueError(f"U must have shape (n, k) with n = b.numel() = {b.numel()}; got {U.shape}")
+    if not isinstance(p, (int, np.integer)) or not 1 <= p <= k:
+        raise ValueError(f"p={p} must be an integer between 1 and the number of eigenvectors in U, {k}")
+    A = Subspace(U[:, :p], b.shape)
+    result = fit_dip(A, A.forward(b), iters, net=net, z=z, lr=lr, ref=ref, seed=seed, **fit_kwargs)
+    result.params.update({"algorithm": "fit_along_directions", "p": int(p)})
+    return result
