@@ -59,7 +59,7 @@ $(READY): pyproject.toml
 	@echo ">>> environment ready: $(VENV)"
 
 lab: $(READY)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # One pytest run: tests/ (unit, committed outputs, student, Colab, environment, browser) and every
 # lesson under nbval in the quick profile. tests/conftest.py blocks the network inside every kernel,

@@ -26,6 +26,7 @@ OPTIONAL = {
     "prox_tv": "prox-tv did not build: install LAPACKE headers (Debian/Ubuntu: sudo apt install "
                "liblapacke-dev), then .venv/bin/pip install -e '.[tv]'. Without it TV uses the torch backend.",
     "bm3d": "bm3d is missing: .venv/bin/pip install -e '.[bm3d]'. Without it the BM3D prior is unavailable.",
+    "playwright": "Playwright's Python package is missing: .venv/bin/pip install -e '.[test]'. Browser tests are skipped.",
     "chromium": "Chromium is missing (/usr/bin/chromium): sudo apt install chromium (Ubuntu: the snap "
                 "'chromium', or set DIPCOURSE_CHROMIUM=/path/to/chrome). Browser tests are skipped.",
 }
@@ -112,3 +113,12 @@ def pytest_unconfigure(config):
 def netblock_log(pytestconfig):
     """Path of this session's network-attempt log."""
     return pytestconfig._dipcourse_netblock[1]
+
+
+@pytest.fixture(scope="session")
+def optional():
+    """The optional-piece helpers for tests in sub-folders: ``optional.require("chromium")``,
+    ``optional.chromium_path()``, ``optional.available("bm3d")``."""
+    import types
+
+    return types.SimpleNamespace(require=require_optional, available=optional_available, chromium_path=chromium_path)
