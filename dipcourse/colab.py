@@ -63,7 +63,8 @@ def colab_setup(run=_run_quietly):
     - ``apt-get install liblapacke-dev`` then ``pip install prox-tv`` (the C TV prox needs LAPACKE
       to build); if either fails, lessons use the built-in torch TV backend and a message says so;
     - ``pip install bm3d``; if it fails, the BM3D prior is unavailable and a message says so;
-    - ``google.colab.output.enable_custom_widget_manager()`` so ipywidgets sliders render;
+    - ``google.colab.output.enable_custom_widget_manager()`` so ipywidgets sliders render (and asks
+      for a session restart if Colab had already imported an ipywidgets older than 8);
     - reports the device lessons will use (``dipcourse.config.default_device()``: the GPU if the
       runtime has one) and how to get one otherwise.
 
@@ -94,6 +95,10 @@ def colab_setup(run=_run_quietly):
     if not step(pip + ["bm3d"]):
         print("bm3d could not be installed: lessons skip the BM3D prior.")
     output.enable_custom_widget_manager()
+    loaded = sys.modules.get("ipywidgets")
+    if loaded is not None and int(loaded.__version__.split(".")[0]) < 8:
+        # Colab imported its own ipywidgets 7 before the install upgraded it to 8.
+        print("ipywidgets was upgraded: restart the session (Runtime > Restart session), then run this cell again.")
 
     import torch
 

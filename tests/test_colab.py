@@ -55,7 +55,8 @@ def test_setup_in_colab_installs_backends_and_enables_widgets(fake_colab, monkey
         pip + ["bm3d"],
     ]
     assert fake_colab.calls == ["enable_custom_widget_manager"]
-    assert "Using the GPU: Tesla T4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Using the GPU: Tesla T4" in out and "Restart session" not in out
 
 
 def test_setup_without_lapacke_skips_prox_tv_and_says_why(fake_colab, monkeypatch, capsys):
@@ -66,6 +67,12 @@ def test_setup_without_lapacke_skips_prox_tv_and_says_why(fake_colab, monkeypatc
     out = capsys.readouterr().out
     assert "torch backend" in out and "Change runtime type" in out
     assert fake_colab.calls == ["enable_custom_widget_manager"]
+
+
+def test_setup_asks_for_restart_when_old_ipywidgets_was_loaded(fake_colab, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipywidgets", types.SimpleNamespace(__version__="7.7.1"))
+    colab.colab_setup(run=Recorder())
+    assert "Restart session" in capsys.readouterr().out
 
 
 def test_setup_cell_bootstraps_package_then_calls_colab_setup(fake_colab, monkeypatch):
