@@ -323,24 +323,38 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
     params = dict(method="dip", iters=iters, lr=lr, seed=seed, reg_noise_std=reg_noise_std, smoothing=smoothing,
                   device=str(device), cuda_graph=cuda_graph, net=dict(getattr(net, "config", {})))
     tracker = Tracker(ref=ref, smoothing=smoothing, params=params)
-    replay = None
+    graph = graph_outputs = None
     stopped_at = None
-    x = None
     for it in trange(iters, disable=not progress, desc="DIP", leave=False):
         if reg_noise_std > 0:
-            noise.normal_(generator=jitter)
-        if replay is not None:
-            replay.replay()
-            x, loss = graph_out
+            noise.normal_(generator=jitter)             # same draws on both paths: same history
+        if graph is not None:
+            graph.replay()                              # one whole iteration, recorded once
+            x, loss = graph_outputs
+        elif cuda_graph:
+            x, loss = _on_side_stream(step, device)     # warm-up iterations (they count as iterations)
+            if it == _GRAPH_WARMUP - 1:
+                graph, graph_outputs = _capture(step, device)
         else:
             x, loss = step()
-            if cuda_graph and it == 2:                  # three eager warm-up steps done: capture
-                replay, graph_out = _capture(step, device)
         tracker.step(it, x, loss=loss.item())
         if callback is not None and callback(it, x, tracker):
             stopped_at = it
             break
     return tracker.result(x, stopped_at=stopped_at)
+
+
+_GRAPH_WARMUP = 3   # eager iterations before the capture, as in PyTorch's whole-network capture example
+
+
+def _on_side_stream(step, device):
+    """Run ``step`` on a side stream, as PyTorch asks for the warm-up before a CUDA graph capture."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        outputs = step()
+    torch.cuda.current_stream(device).wait_stream(side)
+    return outputs
 
 
 def _capture(step, device):

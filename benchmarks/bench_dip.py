@@ -1,0 +1,131 @@
+"""Time per DIP iteration: ``fit_dip`` against a plain training loop, thesis network, denoising (A = I).
+
+The plain loop below is the bare minimum one DIP iteration needs — forward, ½‖b − x‖², backward,
+Adam step — on the same network (same seed), same input and same optimiser. ``fit_dip`` adds its
+bookkeeping on top (PSNR of x and of the running average, history, callbacks); the overhead is
+the extra time per iteration in percent (goal: ≤ 10 %).
+
+The two are measured alternately, several rounds each, and the median round is kept, so that a
+machine shared with other jobs slows both alike: report ratios from one run, not absolute times
+from different runs.
+
+Usage::
+
+    python benchmarks/bench_dip.py                  # 64, 128, 256 px on the CPU
+    python benchmarks/bench_dip.py --sizes 64 128 --device cuda --cuda-graph
+    python benchmarks/bench_dip.py --append-readme  # append the table to benchmarks/README.md
+"""
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from dipcourse.config import seed_everything
+from dipcourse.dip import SkipNet, fit_dip, make_input
+from dipcourse.operators import Identity, measure
+
+ITERS = {64: 20, 128: 8, 256: 3}
+
+
+def problem(size, seed=0):
+    """A smooth random image, its noisy version (σ = 25/255) and the identity operator."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, size // 8, size // 8, generator=g), size=(size, size),
+                                        mode="bilinear", align_corners=False)[0]
+    A = Identity(x.shape)
+    return x, A, measure(A, x, 25 / 255, seed=seed)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def thesis_net(b, device, seed=0):
+    """The thesis network and its input, built the way ``fit_dip`` builds its defaults."""
+    seed_everything(seed)
+    net = SkipNet(out_channels=b.shape[0]).to(device)
+    return net, make_input(32, b.shape[1], b.shape[2], seed=seed).to(device)
+
+
+def plain_loop(b, iters, device, seed=0):
+    """Seconds per iteration of the bare DIP loop (no bookkeeping)."""
+    net, z = thesis_net(b, device, seed)
+    net.train()
+    b = b.to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        optimizer.zero_grad(set_to_none=True)
+        x = net(z)[0]
+        loss = 0.5 * torch.sum((b - x) ** 2)
+        loss.backward()
+        optimizer.step()
+        loss.item()                     # fit_dip reads the loss every iteration; so does the plain loop
+    synchronize(device)
+    return (time.perf_counter() - start) / iters
+
+
+def fit_dip_loop(A, b, x, iters, device, seed=0, cuda_graph=False):
+    """Seconds per iteration of ``fit_dip`` with a reference (PSNR and smoothed PSNR every iteration)."""
+    net, z = thesis_net(b, device, seed)
+    synchronize(device)
+    start = time.perf_counter()
+    fit_dip(A, b, iters, net=net, z=z, ref=x, seed=seed, device=device, progress=False, cuda_graph=cuda_graph)
+    synchronize(device)
+    return (time.perf_counter() - start) / iters
+
+
+def measure_size(size, device, rounds, cuda_graph=False):
+    x, A, b = problem(size)
+    iters = ITERS.get(size, 5) * (10 if device.type == "cuda" else 1)
+    plain_loop(b, 2, device)                                   # warm-up: allocator, kernels
+    plain, ours = [], []
+    for _ in range(rounds):
+        plain.append(plain_loop(b, iters, device))
+        ours.append(fit_dip_loop(A, b, x, iters, device, cuda_graph=cuda_graph))
+    p, f = statistics.median(plain), statistics.median(ours)
+    return dict(size=size, iters=iters, rounds=rounds, plain_ms=1e3 * p, fit_ms=1e3 * f, overhead=100 * (f / p - 1))
+
+
+def table(rows, device, cuda_graph):
+    name = "fit_dip (CUDA graph)" if cuda_graph else "fit_dip"
+    lines = [f"| image | plain loop (ms/it) | {name} (ms/it) | overhead |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['size']}×{r['size']}×3 | {r['plain_ms']:.1f} | {r['fit_ms']:.1f} | {r['overhead']:+.1f} % |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cuda-graph", action="store_true", help="time fit_dip(cuda_graph=True) (CUDA only)")
+    parser.add_argument("--machine", default=f"{platform.machine()}, {torch.get_num_threads()} threads")
+    parser.add_argument("--append-readme", action="store_true", help="append the table to benchmarks/README.md")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rows = []
+    for size in args.sizes:
+        rows.append(measure_size(size, device, args.rounds, cuda_graph=args.cuda_graph))
+        print(f"{size} px: plain {rows[-1]['plain_ms']:.1f} ms/it, fit_dip {rows[-1]['fit_ms']:.1f} ms/it, "
+              f"overhead {rows[-1]['overhead']:+.1f} %", flush=True)
+    text = table(rows, device, args.cuda_graph)
+    print(text)
+    if args.append_readme:
+        readme = Path(__file__).with_name("README.md")
+        with readme.open("a") as f:
+            f.write(f"\n## DIP (`dipcourse.dip`, `benchmarks/bench_dip.py`)\n\n"
+                    f"Time per iteration of the thesis network (nd = nu = [16, 32, 64, 128, 128], ns = 0, "
+                    f"1,027,379 parameters), denoising, Adam lr 0.001; `fit_dip` records loss, PSNR and "
+                    f"smoothed PSNR every iteration. Median of {args.rounds} alternating rounds. "
+                    f"Machine: {args.machine}; device {device}; torch {torch.__version__}.\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
