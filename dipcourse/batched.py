@@ -28,7 +28,10 @@ they agree to ~1e-12 (tests/test_batched.py).
 
 Is it faster? Measured (``benchmarks/bench_batched.py``, ``benchmarks/README.md``): on an H200,
 25 networks at 128² took 34.6 ms per step batched against 321 ms sequentially (9.3×); on 2 CPU cores
-the gain was only ~1.1×, because a CPU is already busy with one network's convolutions. The
+the gain was only ~1.1× in one probe, and on one heavily shared core here batching was slower
+(0.7×): vmap turns the K convolutions into grouped convolutions, which the CPU kernels handle less
+well, and a CPU is already busy with one network's convolutions. Hence ``batched="auto"`` batches
+on a GPU only. The
 denoiser of a hybrid (BM3D, NLM) still runs image by image, on the CPU, and dominates when present.
 
 Entry point: :func:`fit_many` (``method="dip"`` → :func:`dipcourse.dip.fit_dip`,
@@ -214,9 +217,11 @@ def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds
             as in the thesis's 25-image averages).
         net_kwargs: arguments of :class:`dipcourse.dip.SkipNet` (default: the thesis's network).
         batched: ``True`` stacks the K networks (:class:`NetworkStack`); ``False`` calls the
-            sequential function K times; ``"auto"`` batches when K ≥ 2. Both give the same curves
-            up to float32 summation order; batching pays most on a GPU (9.3× for 25 nets at 128² on
-            an H200, ~1.1× on 2 CPU cores).
+            sequential function K times; ``"auto"`` batches when K ≥ 2 on a GPU and runs
+            sequentially on the CPU. Both give the same curves up to float32 summation order.
+            Batching pays on a GPU (9.3× for 25 nets at 128² on an H200); on CPUs it gained ~1.1×
+            in one probe on 2 cores and lost (0.7×) on one shared core here
+            (``benchmarks/README.md``), because a CPU is already busy with one network.
         progress: show progress bars.
     """
     bs = list(bs)
@@ -236,7 +241,7 @@ def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds
     built = [seeded_network(shape, seed, **net_kwargs) for seed in seeds]
     nets = [net.to(device=device, dtype=bs[0].dtype) for net, _ in built]
     zs = [z.to(device=device, dtype=bs[0].dtype) for _, z in built]
-    use_batch = len(bs) >= 2 if batched == "auto" else batched
+    use_batch = (len(bs) >= 2 and device.type == "cuda") if batched == "auto" else batched
     if not use_batch:
         if method == "dip":
             return [fit_dip(A_k, b_k, iters, net=net, z=z, lr=lr, ref=ref, seed=seed, progress=progress)
