@@ -293,3 +293,16 @@ def test_missing_bm3d_is_a_clear_import_error(monkeypatch):
     net, z = tiny_net_and_input()
     with pytest.raises(ImportError, match="bm3d"):
         admm.dip_admm_v2(A, b, "bm3d", iters=1, net=net, z=z, progress=False)
+
+
+def test_missing_prox_tv(monkeypatch):
+    """Without the prox-tv library, asking for it is a clear ImportError; the default TV prior falls
+    back to the torch backend (with a warning) and the algorithms still run."""
+    from dipcourse import priors
+    monkeypatch.setitem(sys.modules, "prox_tv", None)
+    with pytest.raises(ImportError, match="prox-tv"):
+        priors.make_prox("tv", backend="proxtv")
+    A, b, _ = problem()
+    net, z = tiny_net_and_input()
+    result = admm.dip_admm_v2(A, b, "tv", iters=1, net=net, z=z, progress=False)
+    assert result.history["prox_calls"][-1] == 1
