@@ -192,7 +192,7 @@ def _resolve_tv_backend(backend):
     return backend
 
 
-def prox_tv(x, lam, backend="auto", tol=None, max_iter=2000):
+def prox_tv(x, lam, backend="auto", tol=None, max_iter=5000):
     """Proximal operator of anisotropic TV: argmin_y ½‖y − x‖² + lam ‖y‖_TV, per channel (§2.4).
 
     Args:
@@ -380,7 +380,7 @@ class Prox:
         return f"Prox({self.name!r}, {settings})"
 
 
-def _make_tv(lam=0.01, backend="auto", tol=None, max_iter=2000):
+def _make_tv(lam=0.01, backend="auto", tol=None, max_iter=5000):
     lam = _check_weight(lam, "lam", "make_prox('tv')")
     _resolve_tv_backend(backend if backend != "auto" else "torch")  # fail now for a bad/missing backend
     return Prox("tv", dict(lam=lam, backend=backend, tol=tol, max_iter=max_iter),
