@@ -236,11 +236,6 @@ def _validate_fit(A, b, iters, lr, ref, smoothing, reg_noise_std):
         raise ValueError(f"fit_dip: reg_noise_std must be ≥ 0 (DIP uses 1/30 for denoising), got {reg_noise_std!r}")
 
 
-def _operator_on(A, device):
-    """The operator on ``device`` (operators with tensors inside provide ``.to``)."""
-    return A.to(device) if hasattr(A, "to") and callable(A.to) else A
-
-
 def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=None, reg_noise_std=0.0,
             smoothing=0.9, device=None, progress=True, cuda_graph=False, in_channels=32):
     """Fit the deep image prior to the measurement ``b``: Adam on ½‖b − A G(z; θ)‖² (eq. 10).
@@ -271,7 +266,8 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
             (stop button, early stopping). ``x`` is only valid during the call: ``clone()`` it to keep it.
         reg_noise_std: standard deviation s of the input jitter (DIP uses 1/30 for denoising; 0 here).
         smoothing: factor of the running average r ← smoothing·r + (1 − smoothing)·x (thesis 0.9).
-        device: ``"cpu"``, ``"cuda"``, ... Default: the network's device when ``net`` is given, else CPU.
+        device: ``"cpu"``, ``"cuda"``, ... Default: the network's device when ``net`` is given, else the
+            CPU; pass ``dipcourse.config.default_device()`` to use a GPU when there is one.
         progress: show a ``tqdm`` progress bar.
         cuda_graph: CUDA only. Capture one whole iteration (forward, backward, Adam with
             ``capturable=True``) in a CUDA graph and replay it; the first three iterations run eagerly
@@ -306,7 +302,7 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
                          f"got {tuple(z.shape)} — use make_input(C, {height}, {width})")
 
     net = net.to(device).train()
-    z, b, A = z.to(device), b.to(device), _operator_on(A, device)
+    z, b = z.to(device), b.to(device)          # the operators move their own tensors to x's device
     jitter = torch.Generator(device=device).manual_seed(int(seed) + 1)
     noise = torch.zeros_like(z)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, capturable=cuda_graph)
@@ -386,7 +382,9 @@ class WMVStopper:
     so the variance curve is U-shaped around the peak. The detector keeps the minimum of VAR_t;
     ``best_iteration`` is the t (0-based count of updates, the index of the *newest* iterate of the
     minimising window — the paper returns that iterate) where it was reached. :meth:`update`
-    returns ``True`` once VAR has not reached a new minimum for ``patience`` iterations.
+    returns ``True`` once VAR has not reached a new minimum for ``patience`` iterations; from then on
+    the detector is finished (``stopped_at`` is set): later updates return ``True`` and change
+    nothing, so ``best_iteration`` stays the detector's choice even if training goes on.
 
     Cost per update: O(image). Running sums S = Σ x and Q = Σ ‖x‖² (in float64) over the deque of
     the last W iterates give VAR_t = Q/W − ‖S/W‖² without touching the whole window.
@@ -404,9 +402,12 @@ class WMVStopper:
         self.best_iteration = None
         self.best_variance = math.inf
         self.variances = []   # VAR_t for t = window−1, window, … (index t − window + 1)
+        self.stopped_at = None
 
     def update(self, x):
         """Add the next iterate; returns ``True`` when stopping is advised (no new minimum for ``patience``)."""
+        if self.stopped_at is not None:
+            return True
         x = torch.as_tensor(x).detach().to(dtype=torch.float64, device="cpu", copy=True)
         if self.sum is None:
             self.sum = torch.zeros_like(x)
@@ -429,4 +430,6 @@ class WMVStopper:
         self.variances.append(variance)
         if variance < self.best_variance:
             self.best_variance, self.best_iteration = variance, t
-        return t - self.best_iteration >= self.patience
+        if t - self.best_iteration >= self.patience:
+            self.stopped_at = t
+        return self.stopped_at is not None

@@ -257,8 +257,11 @@ def test_wmv_finds_the_plateau_and_stops_after_patience():
     stopper = WMVStopper(window=10, patience=25)
     stops = [stopper.update(torch.full((1, 2, 2), p)) for p in position]
     assert stopper.best_iteration == 59
-    assert stops.index(True) == 59 + 25
+    assert stops.index(True) == 59 + 25 == stopper.stopped_at
     assert not any(stops[:10])
+    # once finished, the detector keeps its answer although the sequence goes on
+    assert all(stops[84:]) and stopper.best_iteration == 59
+    assert stopper.update(torch.full((1, 2, 2), 0.0)) and stopper.best_iteration == 59
 
 
 def test_wmv_u_shaped_speed():
