@@ -134,6 +134,27 @@ def _check_many(method, As, bs, refs, seeds, batched):
         raise ValueError(f"fit_many: batched must be True, False or 'auto', got {batched!r}")
 
 
+def _with_snapshots(result, snapshots):
+    result.snapshots = snapshots
+    return result
+
+
+def _sequential(method, As, bs, iters, prox, rho, lr, refs, seeds, nets, zs, keep, progress):
+    """K calls of the sequential function, keeping the requested iterates through its callback."""
+    results = []
+    for A_k, b_k, net, z, ref, seed in zip(As, bs, nets, zs, refs, seeds):
+        snapshots = [{}]
+        if method == "dip":
+            result = fit_dip(A_k, b_k, iters, net=net, z=z, lr=lr, ref=ref, seed=seed, progress=progress,
+                             callback=lambda it, x, tracker: _keep(snapshots, keep, it, [x]))
+        else:
+            result = dip_admm_v2(A_k, b_k, prox, iters, rho=rho, lr=lr, ref=ref, seed=seed, net=net, z=z,
+                                 progress=progress,
+                                 callback=lambda t, state: _keep(snapshots, keep, t, [state["g"]]))
+        results.append(_with_snapshots(result, snapshots[0]))
+    return results
+
+
 def _amortise(result, count, batched_params):
     """Charge each image 1/K of the shared time: a batched run's clock measures all K images at once."""
     for key in ("time_cpu", "time_wall"):
@@ -146,11 +167,19 @@ def _amortise(result, count, batched_params):
 # The batched algorithms (same steps as fit_dip and dip_admm_v2, on a stack of K images)
 # ----------------------------------------------------------------------------------------------
 
-def _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, progress):
+def _keep(snapshots, keep, iteration, images):
+    """Store a copy of image k under ``iteration`` in ``snapshots[k]`` when ``iteration`` is in ``keep``."""
+    if iteration in keep:
+        for store, image in zip(snapshots, images):
+            store[iteration] = image.detach().cpu().clone()
+
+
+def _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, keep, progress):
     """fit_dip's steps 1–4 for K images: x_t = G(z; θ_t), Adam on Σ_k ½‖b_k − A_k x_k‖², record x_t."""
     optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
     trackers = [Tracker(ref, params=dict(method="dip", iters=iters, lr=lr, seed=seed))
                 for ref, seed in zip(refs, seeds)]
+    snapshots = [{} for _ in bs]
     for it in trange(iters, disable=not progress, desc=f"DIP ×{len(bs)}", leave=False):
         optimizer.zero_grad()
         x = stack(zs)                                                            # step 1
@@ -160,16 +189,18 @@ def _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, progress):
         optimizer.step()
         for k, tracker in enumerate(trackers):                                   # step 4
             tracker.step(it, x[k].detach(), loss=losses[k].item())
+        _keep(snapshots, keep, it, x)
     x = x.detach()
-    return [tracker.result(x[k]) for k, tracker in enumerate(trackers)]
+    return [_with_snapshots(tracker.result(x[k]), snapshots[k]) for k, tracker in enumerate(trackers)]
 
 
-def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, progress):
+def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, keep, progress):
     """dip_admm_v2's lines 2–4 (Algorithm 2) for K images; the prox runs image by image."""
     optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
     counters = [CountingProx(prox) for _ in bs]
     trackers = [Tracker(ref, params=dict(algorithm="DIP-ADMM-v2", rho=rho, lr=lr, iters=iters, seed=seed))
                 for ref, seed in zip(refs, seeds)]
+    snapshots = [{} for _ in bs]
     g = stack(zs)                                   # G(θ_0), K images
     u = torch.zeros_like(g.detach())                # u_0 = 0
     for t in trange(iters, disable=not progress, desc=f"DIP-ADMM-v2 ×{len(bs)}", leave=False):
@@ -183,8 +214,9 @@ def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, progr
         u = u + (x - g.detach())                                                 # line 4
         for k in range(len(bs)):
             _record(trackers[k], t + 1, As[k], bs[k], prox, g[k].detach(), x[k], counters[k], refs[k])
+        _keep(snapshots, keep, t + 1, g)
     g = g.detach()
-    return [tracker.result(g[k]) for k, tracker in enumerate(trackers)]
+    return [_with_snapshots(tracker.result(g[k]), snapshots[k]) for k, tracker in enumerate(trackers)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -192,7 +224,7 @@ def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, progr
 # ----------------------------------------------------------------------------------------------
 
 def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds=None, net_kwargs=None,
-             batched="auto", progress=True):
+             batched="auto", snapshots=(), progress=True):
     """Run one DIP-type reconstruction per measurement and return one :class:`dipcourse.Result` each.
 
     Image k gets its own network and input, built from ``seeds[k]`` exactly as the sequential
@@ -222,6 +254,10 @@ def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds
             Batching pays on a GPU (9.3× for 25 nets at 128² on an H200); on CPUs it gained ~1.1×
             in one probe on 2 cores and lost (0.7×) on one shared core here
             (``benchmarks/README.md``), because a CPU is already busy with one network.
+        snapshots: iterations whose image G(θ_t) to keep in ``Result.snapshots`` (thesis Fig 5).
+            The iteration numbers are those of the history: 0, …, iters−1 for ``"dip"`` (the image
+            before the t-th update, as :func:`dipcourse.dip.fit_dip` records it) and 1, …, iters for
+            ``"admm_v2"`` (after the t-th update, as :func:`dipcourse.admm.dip_admm_v2`).
         progress: show progress bars.
     """
     bs = list(bs)
@@ -242,17 +278,13 @@ def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds
     nets = [net.to(device=device, dtype=bs[0].dtype) for net, _ in built]
     zs = [z.to(device=device, dtype=bs[0].dtype) for _, z in built]
     use_batch = (len(bs) >= 2 and device.type == "cuda") if batched == "auto" else batched
+    keep = {int(i) for i in snapshots}
     if not use_batch:
-        if method == "dip":
-            return [fit_dip(A_k, b_k, iters, net=net, z=z, lr=lr, ref=ref, seed=seed, progress=progress)
-                    for A_k, b_k, net, z, ref, seed in zip(As, bs, nets, zs, refs, seeds)]
-        return [dip_admm_v2(A_k, b_k, prox, iters, rho=rho, lr=lr, ref=ref, seed=seed, net=net, z=z,
-                            progress=progress)
-                for A_k, b_k, net, z, ref, seed in zip(As, bs, nets, zs, refs, seeds)]
+        return _sequential(method, As, bs, iters, prox, rho, lr, refs, seeds, nets, zs, keep, progress)
     stack = NetworkStack(nets)
     zs = torch.stack(zs)
     if method == "dip":
-        results = _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, progress)
+        results = _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, keep, progress)
     else:
-        results = _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, progress)
+        results = _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, keep, progress)
     return [_amortise(r, len(bs), dict(batched=len(bs), net=net_kwargs)) for r in results]

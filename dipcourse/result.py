@@ -19,12 +19,15 @@ class Result:
             reference was given), ``"psnr_smoothed"``, ``"time_cpu"``, ``"time_wall"``, plus whatever
             the algorithm adds (e.g. ``"prox_calls"``).
         params: the settings that produced it.
+        snapshots: ``{iteration: image}`` kept on request (e.g. ``dipcourse.batched.fit_many(...,
+            snapshots=(500, 1000, 2000))`` for thesis Fig 5); empty unless asked for.
     """
 
     x: torch.Tensor
     best: torch.Tensor
     history: dict
     params: dict = field(default_factory=dict)
+    snapshots: dict = field(default_factory=dict)
 
     @property
     def peak_iteration(self):

@@ -49,11 +49,17 @@ def _prox_tv():
 def test_batched_equals_sequential_float64(float64, method):
     ops, bs, refs = _problems(2, torch.float64)
     prox = _prox_tv() if method == "admm_v2" else None
-    kwargs = dict(prox=prox, lr=0.01, refs=refs, seeds=[0, 5], net_kwargs=TINY_NET, progress=False)
+    kwargs = dict(prox=prox, lr=0.01, refs=refs, seeds=[0, 5], net_kwargs=TINY_NET, snapshots=(1, 5, 11),
+                  progress=False)
     sequential = fit_many(method, ops, bs, 12, batched=False, **kwargs)
     batched = fit_many(method, ops, bs, 12, batched=True, **kwargs)
     keys = ["loss", "psnr", "psnr_smoothed"] + (["psnr_x", "data", "prox_calls"] if method == "admm_v2" else [])
     _assert_same_runs(sequential, batched, keys, atol=1e-9)
+    for s, b in zip(sequential, batched):
+        assert sorted(b.snapshots) == sorted(s.snapshots) == [1, 5, 11]
+        for it in (1, 5, 11):
+            torch.testing.assert_close(b.snapshots[it], s.snapshots[it], rtol=0, atol=1e-10)
+        assert not torch.equal(s.snapshots[1], s.snapshots[11])
     # the runs are really different problems (not K copies of one): curves differ between images
     assert abs(batched[0].history["psnr"][-1] - batched[1].history["psnr"][-1]) > 0.01
     if method == "admm_v2":
