@@ -99,3 +99,48 @@ def plot_curves(curves, xlabel="iteration", ylabel="", title=None, logx=False, l
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc=legend_loc, fontsize=9)
     return ax
+
+
+def mean_std(curves):
+    """Mean and standard deviation over runs of equal-length 1-D curves (a list of arrays).
+
+    Returns ``(mean, std)`` as numpy arrays; with one run the std is zero.
+    """
+    curves = [np.asarray(c, dtype=float) for c in curves]
+    if not curves:
+        raise ValueError("mean_std needs at least one curve")
+    lengths = {len(c) for c in curves}
+    if len(lengths) != 1:
+        raise ValueError(f"mean_std needs curves of one length, got lengths {sorted(lengths)}")
+    stacked = np.stack(curves)
+    return stacked.mean(axis=0), stacked.std(axis=0)
+
+
+def plot_mean_std(curves, xlabel="iteration", ylabel="", title=None, logx=False, ax=None, styles=None,
+                  legend_loc="best", alpha=0.2):
+    """Mean curves with a shaded ± one standard deviation band (as thesis Fig 2 and 3).
+
+    Args:
+        curves: dict ``label -> (x, ys)`` where ``ys`` is a list of runs (equal-length arrays) and
+            ``x`` one array of that length (e.g. iterations, or the mean CPU time).
+        xlabel, ylabel, title, logx, ax, styles, legend_loc: as in :func:`plot_curves`.
+        alpha: opacity of the band.
+
+    Returns:
+        The axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 3.6))
+    for label, (x, ys) in curves.items():
+        mean, std = mean_std(ys)
+        line, = ax.plot(np.asarray(x), mean, label=label, **(styles or {}).get(label, {}))
+        ax.fill_between(np.asarray(x), mean - std, mean + std, color=line.get_color(), alpha=alpha, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc=legend_loc, fontsize=9)
+    return ax
