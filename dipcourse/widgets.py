@@ -68,7 +68,7 @@ PLACEHOLDER_TEXT = "Move the slider or press Run to train."
 def render_png(fill, figsize=(8.0, 3.2), dpi=80):
     """Draw with ``fill(fig)`` on a fresh Agg figure and return the PNG bytes."""
     with _RENDER_LOCK:
-        fig = Figure(figsize=figsize, dpi=dpi)
+        fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
         fill(fig)
         buffer = io.BytesIO()
@@ -109,11 +109,14 @@ def cache_key(values):
     return tuple(sorted((k, normal(v)) for k, v in values.items()))
 
 
+SYMBOLS = {"sigma": "σ", "rho": "ρ", "lam": "λ"}
+
+
 def describe(values, sliders=None):
-    """``"σ = 0.1, p = 20"`` -- the slider descriptions (or keys) with their values."""
+    """``"σ = 0.1, p = 20"`` -- the slider descriptions (else symbols or keys) with their values."""
     parts = []
     for key, value in values.items():
-        label = sliders[key].description if sliders and key in sliders else key
+        label = sliders[key].description if sliders and key in sliders else SYMBOLS.get(key, key)
         parts.append(f"{label} = {value:.3g}" if isinstance(value, float) else f"{label} = {value}")
     return ", ".join(parts)
 
@@ -133,16 +136,13 @@ def draw_placeholder(fig, text=PLACEHOLDER_TEXT):
 
 
 def show_image(ax, img, title=None):
-    """Show a (C, H, W) tensor or array in [0, 1] on ``ax`` (grey for one channel), axes hidden."""
-    img = np.asarray(img.detach().cpu() if hasattr(img, "detach") else img, dtype=float)
-    img = np.clip(np.moveaxis(img, 0, -1), 0.0, 1.0)
-    if img.shape[-1] == 1:
-        ax.imshow(img[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        ax.imshow(img)
+    """Show a (C, H, W) image in [0, 1] on ``ax`` (grey for one channel), axes hidden."""
+    from dipcourse.plotting import to_display
+
+    ax.imshow(to_display(img), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
 
 
 def _sliders_box(sliders):
@@ -263,6 +263,21 @@ class _Run:
     last_refresh: float = 0.0
 
 
+# The newest training run of any LiveTrainer in this kernel. Only one run trains at a time (two
+# would only share the CPU and both be slow): a new run stops the one it replaces and waits for it.
+_ACTIVE_RUN = {"run": None}
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _claim_training(run):
+    """Make ``run`` the kernel's one training run; stop and return the run it replaces (or ``None``)."""
+    with _ACTIVE_LOCK:
+        previous, _ACTIVE_RUN["run"] = _ACTIVE_RUN["run"], run
+    if previous is not None:
+        previous.stop.set()
+    return previous
+
+
 def draw_live_curve(curve, fig):
     """Default live plot: PSNR (raw and smoothed, if reported; else the loss) against iteration."""
     ax = fig.add_subplot()
@@ -322,8 +337,9 @@ class LiveTrainer(widgets.VBox):
         refresh_s: at most one redraw of the live curve per this many seconds (throttle).
         name: used in the CSS classes ``dipcourse-<name>`` and ``dipcourse-plot-<name>``.
 
-    Only one run trains at a time: a new request stops the old one, and a stopped or superseded
-    run never draws over a newer selection. Stopped runs are shown but not cached.
+    Only one run trains at a time, in this widget and across all trainers of the kernel: a new
+    request stops the old one (which then says "stopped"), and a stopped or superseded run never
+    draws over a newer selection. Stopped runs are shown but not cached.
     """
 
     def __init__(self, train, sliders, *, draw=draw_result, draw_live=draw_live_curve, total=None,
@@ -405,7 +421,8 @@ class LiveTrainer(widgets.VBox):
             self._show_cached(values)
             return None
         run = self._new_run(values)
-        previous = self._supersede(run)
+        self._supersede(run)
+        previous = _claim_training(run)
         run.thread = threading.Thread(target=self._train_in_background, args=(run, previous),
                                       name=f"dipcourse-{self.name}-{run.id}", daemon=True)
         self._show_started(run)
@@ -425,7 +442,8 @@ class LiveTrainer(widgets.VBox):
             self._supersede()
             return self._show_cached(values)
         run = self._new_run(values)
-        previous = self._supersede(run)
+        self._supersede(run)
+        previous = _claim_training(run)
         if previous is not None and previous.thread is not None:
             previous.thread.join()
         self._show_started(run)
@@ -464,7 +482,7 @@ class LiveTrainer(widgets.VBox):
         return self._current is run
 
     def _train_in_background(self, run, previous):
-        # One training at a time: the superseded run stops at its next report; wait for it here,
+        # One training at a time: the replaced run stops at its next report; wait for it here,
         # in this worker thread, so the kernel's main thread never blocks.
         if previous is not None and previous.thread is not None:
             previous.thread.join()

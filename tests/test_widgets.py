@@ -85,12 +85,12 @@ def test_make_slider_kinds():
 class FakeTrainer:
     """train(report, sigma): `iters` iterations reporting a PSNR; returns the final 'image' value.
 
-    With ``block=True`` it keeps iterating (slowly) until ``report`` asks it to stop, so a test can
-    act while it runs. Tracks how many runs train at once.
+    Runs for a σ in ``block`` keep iterating (slowly) until ``report`` asks them to stop, so a test
+    can act while they run. Tracks how many runs train at once.
     """
 
-    def __init__(self, iters=20, block=False):
-        self.iters, self.block = iters, block
+    def __init__(self, iters=20, block=()):
+        self.iters, self.block = iters, set(block)
         self.calls, self.iterations_done = [], []
         self.started = threading.Event()
         self.active = self.max_active = 0
@@ -104,13 +104,14 @@ class FakeTrainer:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         self.started.set()
+        blocking = sigma in self.block
         try:
             k = 0
-            while k < self.iters or self.block:
+            while k < self.iters or blocking:
                 if report(k, psnr=20 + k * sigma, loss=1.0 / (k + 1)):
                     break
                 k += 1
-                if self.block:
+                if blocking:
                     threading.Event().wait(0.005)
             self.iterations_done.append(k)
             return min(1.0, sigma + 0.01 * k)
@@ -120,9 +121,9 @@ class FakeTrainer:
 
 
 def make_trainer(train, value=0.1, **kwargs):
-    kwargs.setdefault("refresh_s", 0.05)
+    kwargs.setdefault("refresh_s", 60.0)  # no live frames unless a test asks (rendering is slow)
     kwargs.setdefault("draw", draw_value)
-    return W.LiveTrainer(train, {"sigma": sigma_slider(value)}, total=20, **kwargs)
+    return W.LiveTrainer(train, {"sigma": sigma_slider(value)}, total=20, figsize=(3, 2.5), dpi=40, **kwargs)
 
 
 def dipcourse_threads():
@@ -192,7 +193,7 @@ def test_live_curve_is_drawn_during_run():
 
 
 def test_stop_button_stops_the_run_and_does_not_cache_it():
-    train = FakeTrainer(block=True)
+    train = FakeTrainer(block={0.3})
     trainer = make_trainer(train)
     trainer.sliders["sigma"].value = 0.3
     assert train.started.wait(TIMEOUT) and trainer.busy
@@ -206,14 +207,12 @@ def test_stop_button_stops_the_run_and_does_not_cache_it():
 
 
 def test_new_selection_stops_old_run_and_stale_run_never_draws():
-    train = FakeTrainer(block=True)
+    train = FakeTrainer(block={0.3})
     drawn = []
     trainer = make_trainer(train, draw=lambda result, fig: (drawn.append(result), draw_value(result, fig)))
     trainer.sliders["sigma"].value = 0.3
     assert train.started.wait(TIMEOUT)
     first_thread = trainer._current.thread
-    train.started.clear()
-    train.block = False
     trainer.sliders["sigma"].value = 0.6
     trainer.wait(TIMEOUT)
     first_thread.join(TIMEOUT)
@@ -266,7 +265,7 @@ def test_sigma_explorer_trains_caches_and_matches_fit_dip():
     from dipcourse.operators import Identity, measure
 
     image = tiny_image()
-    explorer = W.sigma_explorer(image, sigma=0.1, iters=8, lr=0.01, net_kwargs=TINY_NET, refresh_s=0.0)
+    explorer = W.sigma_explorer(image, sigma=0.1, iters=8, lr=0.01, net_kwargs=TINY_NET, refresh_s=60.0)
     assert explorer.result is None and not explorer.busy  # headless: nothing trained
     placeholder = explorer.image.value
 
@@ -307,7 +306,7 @@ def test_subspace_explorer_runs_and_reports_p_too_large():
     before = [t.detach().clone() for t in net.parameters()]
 
     explorer = W.subspace_explorer(U.numpy(), image, net=net, z=z, p=3, p_max=10, sigma=0.1, iters=5,
-                                   refresh_s=0.0)
+                                   refresh_s=60.0)
     assert explorer.result is None
     run = explorer.run_now({"p": 4})
     assert run["values"] == {"p": 4, "sigma": 0.1} and run["result"].params["p"] == 4
@@ -341,7 +340,7 @@ def test_rho_explorer_instant_pnp_and_trained_dip_admm():
     image = tiny_image()
     A = RandomMask(tuple(image.shape), keep=0.5, seed=0)
     b = measure(A, image, 0.05, seed=0)
-    box = W.rho_explorer(A, b, image, pnp_iters=10, dip_iters=4, net_kwargs=TINY_NET, refresh_s=0.0)
+    box = W.rho_explorer(A, b, image, pnp_iters=10, dip_iters=4, net_kwargs=TINY_NET, refresh_s=60.0)
     assert box.instant.result["values"] == {"rho": 1.0}  # PnP drawn at once
     assert box.trainer.result is None and not box.trainer.busy  # DIP-ADMM waits for a person
     pnp_png, dip_png = box.instant.image.value, box.trainer.image.value
@@ -351,3 +350,16 @@ def test_rho_explorer_instant_pnp_and_trained_dip_admm():
     assert box.instant.result["values"] == {"rho": 10.0} and box.instant.image.value != pnp_png
     assert run["values"] == {"rho": 10.0} and run["result"].params["rho"] == 10.0
     assert box.trainer.image.value != dip_png
+
+
+def test_two_trainers_never_train_at_once():
+    train = FakeTrainer(block={0.3})
+    first, second = make_trainer(train), make_trainer(train)
+    first.sliders["sigma"].value = 0.3
+    assert train.started.wait(TIMEOUT)
+    second.sliders["sigma"].value = 0.4  # stops the first trainer's run, then trains
+    second.wait(TIMEOUT)
+    first.wait(TIMEOUT)
+    assert train.max_active == 1 and train.calls == [0.3, 0.4]
+    assert "stopped" in first.status.value and W.cache_key({"sigma": 0.3}) not in first.cache
+    assert second.result == pytest.approx(0.6)
