@@ -624,7 +624,6 @@ class LiveTrainer(widgets.VBox):
                 self.message.value = ""
 
     def _set_running(self, running):
-        self.run_button.disabled = False
         self.stop_button.disabled = not running
 
 
