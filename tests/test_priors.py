@@ -319,6 +319,10 @@ def test_make_prox_errors():
         make_prox("nlm", cutoff=0)
     with pytest.raises(ValueError, match="backend"):
         make_prox("tv", backend="gpu")
+    with pytest.raises(ValueError, match="max_iter"):
+        make_prox("tv", max_iter=0)
+    with pytest.raises(ValueError, match="tol"):
+        make_prox("tv", tol=-1e-3)
     prox = make_prox("tv")
     for rho in (0, -1.0, float("inf")):
         with pytest.raises(ValueError, match="rho"):
