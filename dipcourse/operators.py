@@ -99,11 +99,13 @@ class LinearOperator:
         out = fn(batch)
         return out if batched else out.squeeze(0)
 
-    def _on(self, key, tensor, like):
-        """``tensor`` on ``like``'s device and dtype, cached so the copy happens once."""
-        cache_key = (key, like.device, like.dtype)
+    def _on(self, key, tensor, like, dtype=None):
+        """``tensor`` on ``like``'s device (in ``like``'s dtype unless ``dtype`` is given), cached so
+        the copy happens once per device and dtype."""
+        dtype = dtype or like.dtype
+        cache_key = (key, like.device, dtype)
         if cache_key not in self._cache:
-            self._cache[cache_key] = tensor.to(device=like.device, dtype=like.dtype)
+            self._cache[cache_key] = tensor.to(device=like.device, dtype=dtype)
         return self._cache[cache_key]
 
     # -- public interface ----------------------------------------------------------------------
@@ -200,11 +202,11 @@ class RandomMask(LinearOperator):
         self.norm_sq = 1.0
 
     def _forward(self, x):
-        return x.reshape(x.shape[0], -1)[:, self._on("indices", self.indices, x).long()]
+        return x.reshape(x.shape[0], -1)[:, self._on("indices", self.indices, x, torch.long)]
 
     def _adjoint(self, y):
         full = y.new_zeros((y.shape[0], math.prod(self.in_shape)))
-        full[:, self._on("indices", self.indices, y).long()] = y
+        full[:, self._on("indices", self.indices, y, torch.long)] = y
         return full.reshape(y.shape[0], *self.in_shape)
 
     def _normal(self, x):
