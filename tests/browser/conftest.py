@@ -40,11 +40,13 @@ def browser(optional):
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, lab):
+    """A fresh browser tab; afterwards its kernels are shut down."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     yield page
     context.close()
+    lab.shutdown_kernels()
 
 
 @pytest.fixture(scope="session")

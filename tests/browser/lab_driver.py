@@ -80,6 +80,15 @@ class JupyterLab:
                 time.sleep(0.5)
         raise RuntimeError(f"JupyterLab did not answer within {timeout} s:\n{self.server_log()}")
 
+    def shutdown_kernels(self):
+        """Stop every kernel of the server (each test's notebook starts its own)."""
+        headers = {"Authorization": f"token {self.token}"}
+        with urllib.request.urlopen(urllib.request.Request(f"{self.url}/api/kernels", headers=headers)) as reply:
+            kernels = json.load(reply)
+        for kernel in kernels:
+            request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", headers=headers, method="DELETE")
+            urllib.request.urlopen(request).close()
+
     def server_log(self):
         self.log.flush()
         return (self.state / "server.log").read_text()[-5000:]
