@@ -65,7 +65,7 @@ lab: $(READY)
 # lesson under nbval in the quick profile. tests/conftest.py blocks the network inside every kernel,
 # so the nbval run is also the offline test. CI=true turns skips of optional pieces into failures.
 test: $(READY)
-	DIPCOURSE_PROFILE=quick $(PY) -m pytest tests notebooks $(NBVAL) $(PYTEST_ARGS)
+	DIPCOURSE_PROFILE=quick $(PY) -m pytest tests notebooks $(NBVAL) --durations=15 $(PYTEST_ARGS)
 
 run: $(READY)
 	$(PY) -m dipcourse.course run --profile $(PROFILE)
