@@ -65,7 +65,7 @@ PLACEHOLDER_TEXT = "Move the slider or press Run to train."
 # Small building blocks
 # ----------------------------------------------------------------------------------------------
 
-def render_png(fill, figsize=(8.0, 3.2), dpi=80):
+def render_png(fill, figsize=(8.0, 3.2), dpi=96):
     """Draw with ``fill(fig)`` on a fresh Agg figure and return the PNG bytes."""
     with _RENDER_LOCK:
         fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
@@ -85,7 +85,7 @@ def make_slider(key, value, min, max, step=None, *, description=None, log=False,
     gets the CSS class ``dipcourse-slider-<key>``.
     """
     common = dict(description=description or key, continuous_update=False,
-                  style={"description_width": "initial"}, layout=widgets.Layout(width="420px"))
+                  style={"description_width": "12em"}, layout=widgets.Layout(width="32em"))
     if integer:
         slider = widgets.IntSlider(value=int(value), min=int(min), max=int(max), step=int(step or 1),
                                    **common)
@@ -149,8 +149,11 @@ def _sliders_box(sliders):
     return widgets.VBox(list(sliders.values()))
 
 
-def _plot_image(name):
-    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+def _plot_image(name, figsize, dpi):
+    # Shown at the figure's own pixel width (a VBox would otherwise stretch it, blurred), shrunk to
+    # fit narrow windows.
+    width = f"{round(figsize[0] * dpi)}px"
+    image = widgets.Image(format="png", layout=widgets.Layout(width=width, max_width="100%", height="auto"))
     image.add_class("dipcourse-plot")
     image.add_class(f"dipcourse-plot-{name}")
     return image
@@ -181,7 +184,7 @@ class InstantExplorer(widgets.VBox):
     :func:`cache_key` of the values to results, ``.last_error`` holds the last exception shown.
     """
 
-    def __init__(self, compute, draw, sliders, *, name="explorer", figsize=(8.0, 3.2), dpi=80,
+    def __init__(self, compute, draw, sliders, *, name="explorer", figsize=(8.0, 3.2), dpi=96,
                  show_sliders=True):
         self.compute = compute
         self.draw = draw
@@ -191,7 +194,7 @@ class InstantExplorer(widgets.VBox):
         self.cache = {}
         self.result = None
         self.last_error = None
-        self.image = _plot_image(name)
+        self.image = _plot_image(name, figsize, dpi)
         self.message = _message_label()
         children = ([_sliders_box(self.sliders)] if show_sliders else []) + [self.message, self.image]
         super().__init__(children)
@@ -344,7 +347,7 @@ class LiveTrainer(widgets.VBox):
 
     def __init__(self, train, sliders, *, draw=draw_result, draw_live=draw_live_curve, total=None,
                  initial=None, run_on_change=True, refresh_s=0.5, name="trainer",
-                 figsize=(8.0, 3.2), dpi=80, show_sliders=True):
+                 figsize=(8.0, 3.2), dpi=96, show_sliders=True):
         self.train = train
         self.sliders = dict(sliders)
         self.draw = draw
@@ -362,7 +365,7 @@ class LiveTrainer(widgets.VBox):
         self._current = None
         self._silent = False
 
-        self.image = _plot_image(name)
+        self.image = _plot_image(name, figsize, dpi)
         self.message = _message_label()
         self.status = widgets.HTML("")
         self.status.add_class("dipcourse-status")
