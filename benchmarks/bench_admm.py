@@ -1,0 +1,87 @@
+"""Per-iteration cost of DIP-ADMM-v1 (N = 1, 5, 10), DIP-ADMM-v2 (TV, NLM, BM3D) and Adam on loss (36).
+
+The thesis's task at a reduced size: 50 % inpainting (RandomMask) with σ = 10/255 on a 64 px colour
+image, the thesis network and settings (ρ = 1, lr 0.001, TV 0.01, NLM σ 0.01, BM3D σ 0.05). Every
+method runs a few iterations from the same seed; the table reports the median CPU and wall time per
+iteration, the prox calls per iteration, and each method's cost relative to DIP-ADMM-v2 with TV,
+measured in the same run (the machine may be shared: compare the ratios, not the seconds).
+
+    python benchmarks/bench_admm.py [--size 64] [--iters 30] [--bm3d-iters 8] [--markdown]
+"""
+import argparse
+import os
+import platform
+
+import numpy as np
+import torch
+
+from dipcourse import admm, data, operators, priors
+
+
+def machine():
+    """One line describing the machine and the torch build."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} "
+            f"with {torch.get_num_threads()} threads, Python {platform.python_version()}")
+
+
+def median_ms(history, clock):
+    return 1e3 * float(np.median(np.diff(history[clock])))
+
+
+def run_all(size, iters, bm3d_iters):
+    x_true = data.load_image("astronaut", size=size)
+    A = operators.RandomMask(x_true.shape, keep=0.5, seed=0)
+    b = operators.measure(A, x_true, 10 / 255, seed=0)
+    tv = priors.make_prox("tv", lam=0.01)
+    cases = [
+        ("DIP-ADMM-v1, TV, N=1", lambda n: admm.dip_admm_v1(A, b, tv, n, inner=1, progress=False), iters),
+        ("DIP-ADMM-v1, TV, N=5", lambda n: admm.dip_admm_v1(A, b, tv, n, inner=5, progress=False), iters),
+        ("DIP-ADMM-v1, TV, N=10", lambda n: admm.dip_admm_v1(A, b, tv, n, inner=10, progress=False), iters),
+        ("DIP-ADMM-v2, TV", lambda n: admm.dip_admm_v2(A, b, tv, n, progress=False), iters),
+        ("DIP-ADMM-v2, NLM", lambda n: admm.dip_admm_v2(A, b, priors.make_prox("nlm"), n, progress=False), iters),
+        ("DIP-ADMM-v2, BM3D", lambda n: admm.dip_admm_v2(A, b, priors.make_prox("bm3d"), n, progress=False),
+         bm3d_iters),
+        ("Adam on (36)", lambda n: admm.dip_tv_gd(A, b, n, lam=0.01, progress=False), iters),
+    ]
+    rows = []
+    for name, run, n in cases:
+        history = run(n + 1).history          # +1: the first iteration includes one-off set-up costs
+        rows.append(dict(name=name, iters=n, cpu=median_ms(history, "time_cpu"),
+                         wall=median_ms(history, "time_wall"),
+                         prox=history["prox_calls"][-1] / len(history["iteration"])))
+    base = next(r for r in rows if r["name"] == "DIP-ADMM-v2, TV")
+    for row in rows:
+        row["ratio"] = row["cpu"] / base["cpu"]
+    return rows
+
+
+def table(rows, size):
+    lines = [f"Per-iteration cost at {size}x{size}x3, 50 % inpainting, thesis network (median over iterations):",
+             "",
+             "| method | iterations timed | CPU ms / it | wall ms / it | prox calls / it | CPU time vs v2-TV |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['iters']} | {r['cpu']:.1f} | {r['wall']:.1f} | {r['prox']:.0f} | "
+                     f"{r['ratio']:.2f}x |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--bm3d-iters", type=int, default=8)
+    args = parser.parse_args()
+    print(f"Machine: {machine()}\n")   # before the runs: a backend may change torch's thread count
+    rows = run_all(args.size, args.iters, args.bm3d_iters)
+    print(table(rows, args.size))
+
+
+if __name__ == "__main__":
+    main()
