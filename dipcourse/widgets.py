@@ -824,7 +824,8 @@ def rho_explorer(A, b, ref, *, rho=1.0, rho_range=(0.01, 100.0), prior="tv", lam
                  dip_iters=None, lr=1e-3, seed=0, net=None, net_kwargs=None, initial=None, refresh_s=0.5):
     """Lesson 03: one ρ slider → PnP-ADMM redrawn at once AND DIP-ADMM-v2 trained live, cached per ρ.
 
-    Both use the prior ``make_prox(prior, lam=lam)`` (thesis: TV, λ = 0.01, ρ = 1, lr 0.001).
+    Both use the prior ``make_prox(prior, lam=lam)`` (thesis: TV, λ = 0.01, ρ = 1, lr 0.001), or
+    ``prior`` itself when it is a ``prox(v, rho)`` callable (e.g. ``make_prox("nlm")``).
     ``dip_iters`` defaults to the profile's iterations; ``initial`` is a DIP-ADMM-v2 run for the
     starting ρ (the dict :func:`dip_admm_v2_at_rho` returns). Returns a box with ``.instant``
     (:class:`InstantExplorer`), ``.trainer`` (:class:`LiveTrainer`) and ``.sliders``. Slider:
@@ -833,7 +834,7 @@ def rho_explorer(A, b, ref, *, rho=1.0, rho_range=(0.01, 100.0), prior="tv", lam
     from dipcourse.config import get_profile
     from dipcourse.priors import make_prox
 
-    prox = make_prox(prior, lam=lam)
+    prox = prior if callable(prior) else make_prox(prior, lam=lam)
     dip_iters = get_profile().iters if dip_iters is None else dip_iters
     sliders = {"rho": make_slider("rho", rho, rho_range[0], rho_range[1], log=True, description="ρ (penalty)")}
 

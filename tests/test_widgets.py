@@ -336,11 +336,13 @@ def test_rho_explorer_instant_pnp_and_trained_dip_admm():
     pytest.importorskip("dipcourse.priors")
     pytest.importorskip("dipcourse.admm")
     from dipcourse.operators import RandomMask, measure
+    from dipcourse.priors import make_prox
 
     image = tiny_image()
     A = RandomMask(tuple(image.shape), keep=0.5, seed=0)
     b = measure(A, image, 0.05, seed=0)
-    box = W.rho_explorer(A, b, image, pnp_iters=10, dip_iters=4, net_kwargs=TINY_NET, refresh_s=60.0)
+    box = W.rho_explorer(A, b, image, prior=make_prox("tv", lam=0.02), pnp_iters=10, dip_iters=4,
+                         net_kwargs=TINY_NET, refresh_s=60.0)
     assert box.instant.result["values"] == {"rho": 1.0}  # PnP drawn at once
     assert box.trainer.result is None and not box.trainer.busy  # DIP-ADMM waits for a person
     pnp_png, dip_png = box.instant.image.value, box.trainer.image.value
