@@ -379,15 +379,18 @@ class WMVStopper:
         VAR_t = (1/W) Σ_{w=0}^{W−1} ‖x_{t−w} − x̄_t‖²,   x̄_t = (1/W) Σ_{w=0}^{W−1} x_{t−w}.
 
     The iterates move slowly near the PSNR peak and fast again while the network fits the noise,
-    so the variance curve is U-shaped around the peak. The detector keeps the minimum of VAR_t;
+    so the variance curve is U-shaped around the peak. (Much later, once the network has nearly
+    reproduced b, the iterates slow down again and VAR falls once more; the patience must end the
+    search before that — the detector takes the first minimum that stands for P iterations, not the
+    global one. W and P scale with the time to the peak.) The detector keeps the minimum of VAR_t;
     ``best_iteration`` is the t (0-based count of updates, the index of the *newest* iterate of the
     minimising window — the paper returns that iterate) where it was reached. :meth:`update`
     returns ``True`` once VAR has not reached a new minimum for ``patience`` iterations; from then on
     the detector is finished (``stopped_at`` is set): later updates return ``True`` and change
     nothing, so ``best_iteration`` stays the detector's choice even if training goes on.
 
-    Cost per update: O(image). Running sums S = Σ x and Q = Σ ‖x‖² (in float64) over the deque of
-    the last W iterates give VAR_t = Q/W − ‖S/W‖² without touching the whole window.
+    Cost per update: O(image). Running sums S = Σ x and Q = Σ ‖x‖² (in float64, on the CPU) over the
+    deque of the last W iterates give VAR_t = Q/W − ‖S/W‖² without touching the whole window.
     """
 
     def __init__(self, window=100, patience=1000):
