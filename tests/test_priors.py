@@ -145,7 +145,7 @@ def test_prox_tv_of_a_step_has_the_closed_form(optional, backend):
             shift = min(lam / m, (b - a) / 2)
             expected = torch.tensor([a + shift] * m + [b - shift] * m, dtype=torch.float64).expand_as(x)
             tol = 1e-6 if backend == "torch" else 1e-4
-            assert torch.allclose(prox_tv(x, lam * rows / rows, backend=backend), expected, atol=tol)
+            assert torch.allclose(prox_tv(x, lam, backend=backend), expected, atol=tol)
 
 
 def test_prox_tv_batch_equals_image_by_image():
