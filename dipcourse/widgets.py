@@ -363,6 +363,7 @@ class LiveTrainer(widgets.VBox):
         self._lock = threading.Lock()
         self._run_count = 0
         self._current = None
+        self._last_thread = None
         self._silent = False
 
         self.image = _plot_image(name, figsize, dpi)
@@ -428,6 +429,7 @@ class LiveTrainer(widgets.VBox):
         previous = _claim_training(run)
         run.thread = threading.Thread(target=self._train_in_background, args=(run, previous),
                                       name=f"dipcourse-{self.name}-{run.id}", daemon=True)
+        self._last_thread = run.thread
         self._show_started(run)
         run.thread.start()
         return run.thread
@@ -459,10 +461,10 @@ class LiveTrainer(widgets.VBox):
             run.stop.set()
 
     def wait(self, timeout=None):
-        """Block until the background run (if any) ends; return the result on display."""
-        run = self._current
-        if run is not None and run.thread is not None:
-            run.thread.join(timeout)
+        """Block until this widget's latest background run ends (also one that was stopped or
+        replaced by a cached selection); return the result on display."""
+        if self._last_thread is not None:
+            self._last_thread.join(timeout)
         return self.result
 
     # -- running ------------------------------------------------------------------------------

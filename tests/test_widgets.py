@@ -365,3 +365,17 @@ def test_two_trainers_never_train_at_once():
     assert train.max_active == 1 and train.calls == [0.3, 0.4]
     assert "stopped" in first.status.value and W.cache_key({"sigma": 0.3}) not in first.cache
     assert second.result == pytest.approx(0.6)
+
+
+def test_moving_to_a_cached_value_stops_the_run_which_then_stays_silent():
+    train = FakeTrainer(block={0.3})
+    trainer = make_trainer(train)
+    trainer.store({"sigma": 0.5}, 0.9)
+    trainer.sliders["sigma"].value = 0.3
+    assert train.started.wait(TIMEOUT)
+    trainer.sliders["sigma"].value = 0.5  # cached: shown at once, the running 0.3 stops
+    cached_png = trainer.image.value
+    trainer.wait(TIMEOUT)
+    assert len(train.iterations_done) == 1 and not trainer.busy
+    assert trainer.result == 0.9 and trainer.image.value == cached_png
+    assert trainer.status.value.startswith("cached") and W.cache_key({"sigma": 0.3}) not in trainer.cache
