@@ -20,7 +20,8 @@ Every function returns a :class:`dipcourse.Result` whose image is G(θ) and whos
 iteration t (after the t-th update, t = 1..T):
 
 - ``"loss"``: loss (36) evaluated on G(θ_t) with the run's prior, ½‖b − AG(θ)‖² + R(G(θ)). A denoiser
-  (NLM, BM3D) has no R(x), only a prox; then ``"loss"`` is the data term alone (and ``"data"`` equals it).
+  (NLM, BM3D) has no R(x), only a prox; then ``"loss"`` is the data term alone (and ``"data"`` equals it);
+  ``Result.params["loss"]`` says which.
 - ``"data"``: ½‖b − AG(θ_t)‖²;
 - ``"psnr"``, ``"psnr_smoothed"`` (of G(θ_t) and its running mean r ← 0.9 r + 0.1 G(θ_t), §4.2) and
   ``"psnr_x"`` (of the ADMM variable x_t), when ``ref`` is given;
@@ -33,6 +34,7 @@ from tqdm.auto import trange
 from dipcourse.config import seed_everything
 from dipcourse.dip import SkipNet, make_input
 from dipcourse.metrics import psnr
+from dipcourse.priors import make_prox, tv_norm
 from dipcourse.result import Tracker
 
 
@@ -55,23 +57,24 @@ class CountingProx:
 def resolve_prox(prox):
     """Return a ``prox(v, rho)`` callable: ``prox`` itself, or ``make_prox(prox)`` for a prior's name."""
     if isinstance(prox, str):
-        from dipcourse.priors import make_prox  # raises for unknown names and missing backends
-        return make_prox(prox)
+        return make_prox(prox)  # raises for unknown names and missing backends
     if not callable(prox):
         raise TypeError(f"prox must be a callable prox(v, rho) or a prior's name such as 'tv', "
                         f"got {type(prox).__name__}; build one with dipcourse.priors.make_prox")
     return prox
 
 
-def regularizer_value(prox, x):
-    """R(x) for a prior that has an explicit value (TV, L1), else ``None`` (denoisers: NLM, BM3D).
+def regularizer(prox):
+    """The callable R(x) of an explicit prior (TV, L1), else ``None`` (denoisers: NLM, BM3D).
 
-    A prox from :func:`dipcourse.priors.make_prox` exposes its regulariser as ``prox.value(x)``.
+    A prox from :func:`dipcourse.priors.make_prox` exposes its regulariser as ``prox.value``.
     """
-    value = getattr(prox, "value", None)
-    if value is None:
-        return None
-    return float(value(x.detach()))
+    return getattr(prox, "value", None)
+
+
+def loss_note(reg):
+    """What ``history["loss"]`` holds, for ``Result.params["loss"]``."""
+    return "(36): 1/2 |b - A G|^2 + R(G)" if reg is not None else "data term 1/2 |b - A G|^2 (R unknown)"
 
 
 def data_term(A, b, x):
@@ -115,12 +118,12 @@ def _network(A, b, net, z, seed):
     return net.to(b.device).train(), z.to(b.device)
 
 
-def _record(tracker, t, A, b, prox, g, x, counter, ref, extra_loss=None):
+def _record(tracker, t, A, b, reg, g, x=None, prox_calls=0, ref=None):
     """Log iteration t: loss (36) and PSNRs of G(θ_t) (via the Tracker), PSNR of x_t, prox calls."""
-    data = float(data_term(A, b, g.detach()))
-    r = regularizer_value(prox, g) if extra_loss is None else extra_loss
-    scalars = {"loss": data + (r or 0.0), "data": data,
-               "prox_calls": 0 if counter is None else counter.calls}
+    g = g.detach()
+    data = float(data_term(A, b, g))
+    scalars = {"loss": data + (float(reg(g)) if reg is not None else 0.0), "data": data,
+               "prox_calls": prox_calls}
     if ref is not None and x is not None:
         scalars["psnr_x"] = psnr(ref, x)
     tracker.step(t, g, **scalars)
@@ -184,6 +187,7 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
         raise ValueError(f"inner (ISTA iterations per x-step) must be an integer >= 1, got {inner!r}")
     prox = resolve_prox(prox)
     counter = CountingProx(prox)
+    reg = regularizer(prox)
     net, z = _network(A, b, net, z, seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     tracker = Tracker(ref, params=dict(algorithm="DIP-ADMM-v1", rho=rho, inner=inner, lr=lr,
@@ -198,10 +202,10 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
         optimizer.step()
         g = net(z)[0]
         u = u + (x - g.detach())                                              # line 4
-        _record(tracker, t + 1, A, b, prox, g, x, counter, ref)
+        _record(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
         if callback is not None and callback(t + 1, dict(x=x, u=u, g=g.detach(), net=net)):
             break
-    return tracker.result(g)
+    return tracker.result(g, loss=loss_note(reg))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -227,6 +231,7 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
     _check_rho(rho)
     prox = resolve_prox(prox)
     counter = CountingProx(prox)
+    reg = regularizer(prox)
     net, z = _network(A, b, net, z, seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     tracker = Tracker(ref, params=dict(algorithm="DIP-ADMM-v2", rho=rho, lr=lr, iters=iters, seed=seed))
@@ -239,10 +244,10 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
         optimizer.step()
         g = net(z)[0]
         u = u + (x - g.detach())                                               # line 4
-        _record(tracker, t + 1, A, b, prox, g, x, counter, ref)
+        _record(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
         if callback is not None and callback(t + 1, dict(x=x, u=u, g=g.detach(), net=net)):
             break
-    return tracker.result(g)
+    return tracker.result(g, loss=loss_note(reg))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,21 +263,24 @@ def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None
     Arguments as in :func:`dip_admm_v1`; the history has no ``"psnr_x"`` (there is no x) and
     ``"prox_calls"`` stays 0.
     """
-    from dipcourse.priors import tv_norm
     _check_common(A, b, iters, lr)
     if not lam >= 0:
         raise ValueError(f"lam (the TV weight of loss (36)) must be >= 0, got {lam!r}")
+
+    def reg(x):
+        """R(x) = λ‖x‖_TV, the prior term of loss (36)."""
+        return lam * tv_norm(x)
+
     net, z = _network(A, b, net, z, seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     tracker = Tracker(ref, params=dict(algorithm="GD on (36)", lam=lam, lr=lr, iters=iters, seed=seed))
     g = net(z)[0]
     for t in trange(iters, disable=not progress, desc="GD on (36)"):
         optimizer.zero_grad()
-        (data_term(A, b, g) + lam * tv_norm(g)).backward()
+        (data_term(A, b, g) + reg(g)).backward()                      # loss (36)
         optimizer.step()
         g = net(z)[0]
-        _record(tracker, t + 1, A, b, None, g, None, None, ref,
-                extra_loss=lam * float(tv_norm(g.detach())))
+        _record(tracker, t + 1, A, b, reg, g, ref=ref)
         if callback is not None and callback(t + 1, dict(g=g.detach(), net=net)):
             break
-    return tracker.result(g)
+    return tracker.result(g, loss=loss_note(reg))
