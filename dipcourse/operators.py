@@ -26,8 +26,11 @@ GaussianCS          compressed sensing: dense m×n matrix   computed      Woodbu
 """
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.sparse.linalg import LinearOperator as ScipyLinearOperator
+from scipy.sparse.linalg import eigsh
 
 #: GaussianCS refuses matrices larger than this (bytes, float32). 256 MiB keeps the matrix, its
 #: Gram matrix (at most as large again) and a double-precision copy in a laptop's memory.
@@ -264,8 +267,8 @@ class Downsample(LinearOperator):
 class GaussianCS(LinearOperator):
     """Compressed sensing with a dense Gaussian matrix: A ∈ R^{m×n}, entries N(0, 1/m).
 
-    The scaling 1/√m makes E‖Ax‖² = ‖x‖². ‖AᵀA‖ is computed exactly (largest eigenvalue of the
-    smaller Gram matrix, in double precision; ≈ (1 + √(n/m))² for large sizes).
+    The scaling 1/√m makes E‖Ax‖² = ‖x‖². ‖AᵀA‖ is computed to about 1e-12 relative (largest
+    eigenvalue of the smaller Gram matrix, in double precision; ≈ (1 + √(n/m))² for large sizes).
     (AᵀA + ρI)⁻¹ uses the Woodbury identity when m ≤ n,
         (AᵀA + ρI)⁻¹ = (I − Aᵀ(ρI + AAᵀ)⁻¹A)/ρ,
     so only an m×m Cholesky factor is needed (cached per ρ); when m > n, it factors AᵀA + ρI.
@@ -316,11 +319,22 @@ class GaussianCS(LinearOperator):
 
     @property
     def norm_sq(self):
-        """‖AᵀA‖₂, computed once from the smaller Gram matrix (exact up to rounding)."""
+        """‖AᵀA‖₂, computed once in double precision: the largest eigenvalue of the smaller of
+        AAᵀ and AᵀA, by Lanczos iteration (scipy's ``eigsh``) on matrix-vector products, which
+        avoids forming the Gram matrix; a dense eigensolver for tiny sizes."""
         if self._norm_sq is None:
-            a = self.matrix.double()
-            gram = a @ a.T if self.m <= self.n else a.T @ a
-            self._norm_sq = float(torch.linalg.eigvalsh(gram)[-1])
+            a = self.matrix.double().numpy()
+            if self.m <= self.n:
+                side, gram_times = self.m, (lambda v: a @ (a.T @ v))
+            else:
+                side, gram_times = self.n, (lambda v: a.T @ (a @ v))
+            if side < 64:
+                gram = np.stack([gram_times(e) for e in np.eye(side)], axis=1)
+                self._norm_sq = float(np.linalg.eigvalsh(gram)[-1])
+            else:
+                gram = ScipyLinearOperator((side, side), matvec=gram_times, dtype=np.float64)
+                self._norm_sq = float(eigsh(gram, k=1, which="LA", tol=1e-12, v0=np.ones(side),
+                                            return_eigenvectors=False)[0])
         return self._norm_sq
 
     def _forward(self, x):
