@@ -44,13 +44,13 @@ define make_env
 	    echo "!!! '$(PYTHON) -m venv' failed. On Debian/Ubuntu install the venv module first:"; \
 	    echo "!!!     sudo apt install python3-venv     (then run the make command again)"; exit 1; }; \
 	fi
-	$(if $(2),$(1)/bin/python -m pip install $(3) "$(2)" $(TORCH_INSTALL))
-	$(1)/bin/python -m pip install $(3) -e ".[test]"
-	@$(1)/bin/python -m pip install $(3) -e ".[tv]" || { \
+	$(if $(2),$(1)/bin/python -m pip install -q $(3) "$(2)" $(TORCH_INSTALL))
+	$(1)/bin/python -m pip install -q $(3) -e ".[test]"
+	@$(1)/bin/python -m pip install -q $(3) -e ".[tv]" || { \
 	  echo "!!! prox-tv could not be built, so the TV prox uses the built-in torch backend (same results, slower on CPU)."; \
 	  echo "!!! To get it: sudo apt install liblapacke-dev build-essential python3-dev, then make again."; }
-	@$(1)/bin/python -m pip install $(3) -e ".[bm3d]" || { \
-	  echo "!!! bm3d could not be installed, so lessons skip the BM3D prior. Retry: $(1)/bin/pip install -e '.[bm3d]'"; }
+	@$(1)/bin/python -m pip install -q $(3) -e ".[bm3d]" || { \
+	  echo "!!! bm3d could not be installed, so the BM3D prior is unavailable. Retry: $(1)/bin/pip install -e '.[bm3d]'"; }
 endef
 
 $(READY): pyproject.toml

@@ -93,7 +93,7 @@ def colab_setup(run=_run_quietly):
     if not (have_lapacke and step(pip + ["prox-tv"])):
         print("prox-tv could not be installed: the TV prox uses the built-in torch backend (same results, slower on CPU).")
     if not step(pip + ["bm3d"]):
-        print("bm3d could not be installed: lessons skip the BM3D prior.")
+        print("bm3d could not be installed: the BM3D prior is unavailable.")
     output.enable_custom_widget_manager()
     loaded = sys.modules.get("ipywidgets")
     if loaded is not None and int(loaded.__version__.split(".")[0]) < 8:
