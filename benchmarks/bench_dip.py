@@ -5,7 +5,7 @@ Adam step — on the same network (same seed), same input and same optimiser. ``
 bookkeeping on top (PSNR of x and of the running average, history, callbacks); the overhead is
 the extra time per iteration in percent (goal: ≤ 10 %).
 
-The two are measured alternately, several rounds each. On a machine shared with other jobs the
+The two are measured alternately (who goes first alternates too), several rounds each. On a machine shared with other jobs the
 wall-clock time mostly measures the others, so the overhead is computed from the *CPU time* of
 this process (``time.process_time``; run with one torch thread, ``OMP_NUM_THREADS=1``, so that
 no thread spins while waiting), taking the fastest round of each. Wall times are reported too.
@@ -104,9 +104,13 @@ def measure_size(size, device, rounds, cuda_graph=False):
     iters = ITERS.get(size, 5) * (10 if device.type == "cuda" else 1)
     plain_loop(b, 2, device)                                   # warm-up: allocator, kernels
     plain, ours, books = [], [], []
-    for _ in range(rounds):
-        plain.append(plain_loop(b, iters, device))
-        ours.append(fit_dip_loop(A, b, x, iters, device, cuda_graph=cuda_graph))
+    for round_ in range(rounds):
+        if round_ % 2:                                         # alternate who goes first
+            ours.append(fit_dip_loop(A, b, x, iters, device, cuda_graph=cuda_graph))
+            plain.append(plain_loop(b, iters, device))
+        else:
+            plain.append(plain_loop(b, iters, device))
+            ours.append(fit_dip_loop(A, b, x, iters, device, cuda_graph=cuda_graph))
         books.append(bookkeeping_loop(x, device))
     which = 0 if device.type == "cuda" else 1          # wall time on a GPU, CPU time on the CPU
     p, f = min(r[which] for r in plain), min(r[which] for r in ours)
