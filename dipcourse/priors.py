@@ -147,14 +147,14 @@ def _prox_tv_torch(x, lam, tol, max_iter, check_every=10):
         gv, gh = image_gradient(z - image_gradient_adjoint(qv, qh))
         pv_next = (qv + gv / 8).clamp_(-lam, lam)
         ph_next = (qh + gh / 8).clamp_(-lam, lam)
+        step_v, step_h = pv_next - pv, ph_next - ph
         # gradient restart: the step p_next − p goes against the gradient mapping q − p_next
-        against = ((qv - pv_next) * (pv_next - pv)).sum(dim=(-2, -1)) \
-            + ((qh - ph_next) * (ph_next - ph)).sum(dim=(-2, -1))
+        against = ((qv - pv_next) * step_v).sum(dim=(-2, -1)) + ((qh - ph_next) * step_h).sum(dim=(-2, -1))
         restart = (against > 0)[:, None, None]
         t_next = torch.where(restart, torch.ones_like(t), (1 + torch.sqrt(1 + 4 * t * t)) / 2)
         beta = torch.where(restart, torch.zeros_like(t), (t - 1) / t_next)
-        qv = pv_next + beta * (pv_next - pv)
-        qh = ph_next + beta * (ph_next - ph)
+        qv = pv_next + beta * step_v
+        qh = ph_next + beta * step_h
         pv, ph, t = pv_next, ph_next, t_next
         if k % check_every == 0 or k == max_iter:
             primal, gap = _duality_gap(z, pv, ph, lam)
