@@ -318,7 +318,7 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
 
     params = dict(method="dip", iters=iters, lr=lr, seed=seed, reg_noise_std=reg_noise_std, smoothing=smoothing,
                   device=str(device), cuda_graph=cuda_graph, net=dict(getattr(net, "config", {})))
-    tracker = Tracker(ref=ref, smoothing=smoothing, params=params)
+    tracker = Tracker(ref=None if ref is None else ref.to(device), smoothing=smoothing, params=params)
     graph = graph_outputs = None
     stopped_at = None
     for it in trange(iters, disable=not progress, desc="DIP", leave=False):
