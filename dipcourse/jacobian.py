@@ -260,6 +260,24 @@ def eigenpair_residuals(net, z, values, vectors, dtype=None, batch_size=64):
     return np.linalg.norm(AV - vectors * np.asarray(values), axis=0)
 
 
+def low_frequency_share(vectors, shape, cutoff=0.25):
+    """Share of each eigen-image's energy at low spatial frequencies (how smooth it is, cf. Fig 10).
+
+    Column i of ``vectors`` (n × k) is reshaped to ``shape`` = (C, H, W); the share is the part of
+    its 2-D Fourier energy (all channels) at radial frequencies ≤ ``cutoff`` × Nyquist. A constant
+    image has share 1; white noise has about π·cutoff²/4 (≈ 0.05 for the default). Returns (k,).
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] != math.prod(shape) or len(shape) != 3:
+        raise ValueError(f"vectors must have shape (n, k) with n = C·H·W of shape={tuple(shape)}; got {vectors.shape}")
+    images = vectors.T.reshape(-1, *shape)
+    power = np.abs(np.fft.fft2(images)) ** 2
+    fy, fx = np.fft.fftfreq(shape[1]), np.fft.fftfreq(shape[2])
+    radius = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) / 0.5
+    low = (power * (radius <= cutoff)).sum(axis=(1, 2, 3))
+    return low / power.sum(axis=(1, 2, 3))
+
+
 # --------------------------------------------------------------------------------------------------
 # Linearised dynamics (39)–(43)
 # --------------------------------------------------------------------------------------------------
@@ -315,6 +333,21 @@ def generalization_terms(values, U, x_true, noise, g0, lr, steps, p):
     }
     terms["bound"] = terms["init"] + terms["image"] + terms["noise"]
     return terms
+
+
+def subspace_limit(b, g0, U, p):
+    """Where the linearised fit along the top-p directions (44) converges: U_pU_pᵀ b + (I − U_pU_pᵀ) G(θ₀).
+
+    Under (38), gradient steps on (44) move the output only inside the span of U_p (J Jᵀ U_p = U_p Σ_p²),
+    so it converges to the measurement there and keeps the untrained output ``g0`` = G(θ₀) elsewhere.
+    ``b`` and ``g0`` are (C, H, W) tensors; returns a float32 (C, H, W) tensor.
+    """
+    b_flat, g0_flat = _flat(b), _flat(g0)
+    U = np.asarray(U, dtype=np.float64)
+    _check_basis(np.zeros(U.shape[1] if U.ndim == 2 else 0), U, n=b_flat.size, p=p)
+    Up = U[:, :p]
+    limit = g0_flat + Up @ (Up.T @ (b_flat - g0_flat))
+    return torch.from_numpy(limit).float().reshape(torch.as_tensor(b).shape)
 
 
 def gradient_descent_residuals(net, z, b, lr, steps, dtype=None):

@@ -249,3 +249,39 @@ def test_fit_along_few_directions_only_fits_those():
     assert torch.linalg.norm(A.forward(result.x - b)) < 0.1 * torch.linalg.norm(A.forward(b))
     assert torch.linalg.norm(result.x - b) > 0.5 * torch.linalg.norm(b - A.normal(b))
     assert result.history["loss"][-1] < 0.05 * result.history["loss"][0]
+
+
+def test_low_frequency_share_of_constant_checkerboard_and_noise():
+    shape = (1, 8, 8)
+    constant = np.ones(64) / 8
+    checker = np.indices((8, 8)).sum(axis=0).reshape(-1) % 2 * 2 - 1.0
+    noise = np.random.default_rng(0).standard_normal((64, 200))
+    shares = jac.low_frequency_share(np.column_stack([constant, checker]), shape)
+    np.testing.assert_allclose(shares, [1.0, 0.0], atol=1e-12)
+    expected = (np.sqrt(np.add.outer(np.fft.fftfreq(8) ** 2, np.fft.fftfreq(8) ** 2)) <= 0.125).mean()
+    assert abs(jac.low_frequency_share(noise, shape).mean() - expected) < 0.02
+    with pytest.raises(ValueError, match="shape"):
+        jac.low_frequency_share(noise, (1, 8, 7))
+
+
+def test_subspace_limit_is_where_linearised_gradient_descent_on_44_ends():
+    net, z = linear_model()
+    values, U = full_spectrum(net, z)
+    b = torch.rand(1, 4, 4, generator=torch.Generator().manual_seed(7))
+    p = 2  # λ₂/λ₁ ≈ 0.13 here, so 300 steps with η = 1/λ₁ converge to rounding
+    params = {k: v.detach().double().clone() for k, v in net.named_parameters()}
+    model = copy.deepcopy(net).double()
+    Up = torch.from_numpy(U[:, :p].copy())
+    lr = 1.0 / values[0]
+    for _ in range(300):  # plain gradient descent on (44) for the linear model
+        out = torch.func.functional_call(model, params, (z.double(),)).reshape(-1)
+        _, vjp_fn = torch.func.vjp(lambda q: torch.func.functional_call(model, q, (z.double(),)).reshape(-1), params)
+        (grad,) = vjp_fn(Up @ (Up.T @ (out - b.double().reshape(-1))))
+        params = {k: v - lr * grad[k] for k, v in params.items()}
+    with torch.no_grad():
+        g0 = net(z)[0]
+    limit = jac.subspace_limit(b, g0, U, p)
+    np.testing.assert_allclose(out.reshape(1, 4, 4).numpy(), limit.numpy(), atol=1e-4)
+    assert torch.linalg.norm(limit - b) > 0.1  # p < n: not the measurement itself
+    with pytest.raises(ValueError, match="p=17"):
+        jac.subspace_limit(b, g0, U, 17)
