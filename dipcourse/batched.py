@@ -23,16 +23,16 @@ Only the order of floating-point sums differs (vmap turns the K convolutions int
 convolution). Caveat: the network's convolutions before a BatchNorm have biases that BatchNorm
 cancels, so their gradient is pure rounding noise, which Adam (dividing by its own RMS) turns into
 full-size steps. In float32 two runs that differ only in summation order therefore drift apart after
-some tens of steps at lr = 0.01 (in PSNR by far less than the curves' spread over images); in float64
-they agree to ~1e-12 (tests/test_batched.py).
+some tens of steps at lr = 0.01 (the same happens between two sequential runs with different thread
+counts); in float64 they agree to ~1e-12 (tests/test_batched.py).
 
 Is it faster? Measured (``benchmarks/bench_batched.py``, ``benchmarks/README.md``): on an H200,
 25 networks at 128² took 34.6 ms per step batched against 321 ms sequentially (9.3×); on 2 CPU cores
 the gain was only ~1.1× in one probe, and on one heavily shared core here batching was slower
-(0.7×): vmap turns the K convolutions into grouped convolutions, which the CPU kernels handle less
-well, and a CPU is already busy with one network's convolutions. Hence ``batched="auto"`` batches
-on a GPU only. The
-denoiser of a hybrid (BM3D, NLM) still runs image by image, on the CPU, and dominates when present.
+(0.5–0.6× in wall time, 0.7–1.0× in CPU time, K = 1–8 at 64²): a CPU is already kept busy by one
+network's convolutions, and the grouped convolutions vmap produces are no faster on it than K
+separate ones. Hence ``batched="auto"`` batches on a GPU only. The denoiser of a hybrid (BM3D, NLM)
+still runs image by image, on the CPU, and dominates when present.
 
 Entry point: :func:`fit_many` (``method="dip"`` → :func:`dipcourse.dip.fit_dip`,
 ``method="admm_v2"`` → :func:`dipcourse.admm.dip_admm_v2`), batched or sequential by argument.
