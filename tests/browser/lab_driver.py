@@ -28,6 +28,16 @@ LAB_SETTINGS = {
 ERROR_MARKERS = ("Traceback (most recent call last)", "Error displaying widget", "Failed to load model")
 
 
+def _die_with_parent():
+    """In the server process: get SIGTERM when the test process dies, even if it is killed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,7 +77,7 @@ class JupyterLab:
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
              f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={self.state / 'workspaces'}",
              "--LabApp.extension_manager=readonly", "--expose-app-in-browser", "--allow-root"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
