@@ -44,7 +44,7 @@ import torch
 from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state, vmap
 from tqdm.auto import trange
 
-from dipcourse.admm import CountingProx, _record, data_term, dip_admm_v2, resolve_prox
+from dipcourse.admm import CountingProx, _record, data_term, dip_admm_v2, loss_note, regularizer, resolve_prox
 from dipcourse.config import seed_everything
 from dipcourse.dip import SkipNet, fit_dip, make_input
 from dipcourse.result import Tracker
@@ -198,6 +198,7 @@ def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, keep,
     """dip_admm_v2's lines 2–4 (Algorithm 2) for K images; the prox runs image by image."""
     optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
     counters = [CountingProx(prox) for _ in bs]
+    reg = regularizer(prox)
     trackers = [Tracker(ref, params=dict(algorithm="DIP-ADMM-v2", rho=rho, lr=lr, iters=iters, seed=seed))
                 for ref, seed in zip(refs, seeds)]
     snapshots = [{} for _ in bs]
@@ -213,10 +214,11 @@ def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, keep,
         g = stack(zs)
         u = u + (x - g.detach())                                                 # line 4
         for k in range(len(bs)):
-            _record(trackers[k], t + 1, As[k], bs[k], prox, g[k].detach(), x[k], counters[k], refs[k])
+            _record(trackers[k], t + 1, As[k], bs[k], reg, g[k], x[k], counters[k].calls, refs[k])
         _keep(snapshots, keep, t + 1, g)
     g = g.detach()
-    return [_with_snapshots(tracker.result(g[k]), snapshots[k]) for k, tracker in enumerate(trackers)]
+    return [_with_snapshots(tracker.result(g[k], loss=loss_note(reg)), snapshots[k])
+            for k, tracker in enumerate(trackers)]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def test_batched_equals_sequential_float64(float64, method):
         for it in (1, 5, 11):
             torch.testing.assert_close(b.snapshots[it], s.snapshots[it], rtol=0, atol=1e-10)
         assert not torch.equal(s.snapshots[1], s.snapshots[11])
+        assert b.params.get("loss") == s.params.get("loss")      # the history means the same thing
     # the runs are really different problems (not K copies of one): curves differ between images
     assert abs(batched[0].history["psnr"][-1] - batched[1].history["psnr"][-1]) > 0.01
     if method == "admm_v2":
