@@ -31,8 +31,7 @@ iteration t (after the t-th update, t = 1..T):
 import torch
 from tqdm.auto import trange
 
-from dipcourse.config import seed_everything
-from dipcourse.dip import SkipNet, make_input
+from dipcourse.dip import prepare_network
 from dipcourse.metrics import psnr
 from dipcourse.priors import make_prox, tv_norm
 from dipcourse.result import Tracker
@@ -102,19 +101,8 @@ def _check_rho(rho):
 
 
 def _network(A, b, net, z, seed):
-    """The network G and its fixed input z, seeded as :func:`dipcourse.dip.fit_dip` builds them.
-
-    Same seed → the same θ₀ and z as ``fit_dip``, so DIP and its hybrids start from one network.
-    Everything runs on the device of ``b``.
-    """
-    channels, height, width = A.in_shape
-    if net is None:
-        seed_everything(seed)
-        net = SkipNet(out_channels=channels)
-    if isinstance(net, SkipNet):
-        net.check_size(height, width)
-    if z is None:
-        z = make_input(getattr(net, "in_channels", 32), height, width, seed=seed)
+    """G and z as :func:`dipcourse.dip.fit_dip` builds them (same seed, same θ₀ and z), on b's device."""
+    net, z = prepare_network(A.in_shape, net=net, z=z, seed=seed)
     return net.to(b.device).train(), z.to(b.device)
 
 

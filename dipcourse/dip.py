@@ -211,6 +211,32 @@ def make_input(channels, height, width, seed=0):
 # Fitting
 # --------------------------------------------------------------------------------------------
 
+def prepare_network(shape, net=None, z=None, seed=0, in_channels=32, **net_kwargs):
+    """The network G and its fixed input z for an image of ``shape`` (C, H, W), checked against it.
+
+    Every DIP-style run (:func:`fit_dip`, the ADMM variants, the batched runner) builds them here, so
+    the same ``seed`` gives the same θ₀ and z everywhere and DIP and its hybrids start from one network:
+    ``seed_everything(seed)``, then ``SkipNet(in_channels, out_channels=C, **net_kwargs)`` (the thesis
+    network by default), then ``make_input(in_channels, H, W, seed)``. A given ``net`` or ``z`` is used
+    as it is, after checking it fits the image.
+    """
+    channels, height, width = shape
+    if net is None:
+        seed_everything(seed)
+        net = SkipNet(in_channels=in_channels, out_channels=channels, **net_kwargs)
+    if isinstance(net, SkipNet):
+        net.check_size(height, width)
+        if net.out_channels != channels:
+            raise ValueError(f"the network outputs {net.out_channels} channels but the image has "
+                             f"{channels}; build SkipNet(out_channels={channels}, ...)")
+    if z is None:
+        z = make_input(getattr(net, "in_channels", in_channels), height, width, seed=seed)
+    if z.dim() != 4 or z.shape[0] != 1 or tuple(z.shape[2:]) != (height, width):
+        raise ValueError(f"z must have shape (1, C, {height}, {width}) to match the image; "
+                         f"got {tuple(z.shape)} — use make_input(C, {height}, {width})")
+    return net, z
+
+
 def _validate_fit(A, b, iters, lr, ref, smoothing, reg_noise_std):
     for name in ("forward", "in_shape", "out_shape"):
         if not hasattr(A, name):
@@ -287,19 +313,7 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
     device = torch.device(device)
     if cuda_graph and device.type != "cuda":
         raise ValueError("fit_dip: cuda_graph=True needs a CUDA device (device='cuda'); on the CPU leave it False")
-    if net is None:
-        seed_everything(seed)
-        net = SkipNet(in_channels=in_channels, out_channels=channels)
-    if isinstance(net, SkipNet):
-        net.check_size(height, width)
-        if net.out_channels != channels:
-            raise ValueError(f"fit_dip: the network outputs {net.out_channels} channels but the image has "
-                             f"{channels}; build SkipNet(out_channels={channels}, ...)")
-    if z is None:
-        z = make_input(getattr(net, "in_channels", in_channels), height, width, seed=seed)
-    if z.dim() != 4 or z.shape[0] != 1 or tuple(z.shape[2:]) != (height, width):
-        raise ValueError(f"fit_dip: z must have shape (1, C, {height}, {width}) to match the image; "
-                         f"got {tuple(z.shape)} — use make_input(C, {height}, {width})")
+    net, z = prepare_network(A.in_shape, net=net, z=z, seed=seed, in_channels=in_channels)
 
     net = net.to(device).train()
     z, b = z.to(device), b.to(device)          # the operators move their own tensors to x's device
