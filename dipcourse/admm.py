@@ -106,7 +106,7 @@ def _network(A, b, net, z, seed):
     return net.to(b.device).train(), z.to(b.device)
 
 
-def _record(tracker, t, A, b, reg, g, x=None, prox_calls=0, ref=None):
+def record_iteration(tracker, t, A, b, reg, g, x=None, prox_calls=0, ref=None):
     """Log iteration t: loss (36) and PSNRs of G(θ_t) (via the Tracker), PSNR of x_t, prox calls."""
     g = g.detach()
     data = float(data_term(A, b, g))
@@ -190,7 +190,7 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
         optimizer.step()
         g = net(z)[0]
         u = u + (x - g.detach())                                              # line 4
-        _record(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
+        record_iteration(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
         if callback is not None and callback(t + 1, dict(x=x, u=u, g=g.detach(), net=net)):
             break
     return tracker.result(g, loss=loss_note(reg))
@@ -232,7 +232,7 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
         optimizer.step()
         g = net(z)[0]
         u = u + (x - g.detach())                                               # line 4
-        _record(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
+        record_iteration(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
         if callback is not None and callback(t + 1, dict(x=x, u=u, g=g.detach(), net=net)):
             break
     return tracker.result(g, loss=loss_note(reg))
@@ -268,7 +268,7 @@ def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None
         (data_term(A, b, g) + reg(g)).backward()                      # loss (36)
         optimizer.step()
         g = net(z)[0]
-        _record(tracker, t + 1, A, b, reg, g, ref=ref)
+        record_iteration(tracker, t + 1, A, b, reg, g, ref=ref)
         if callback is not None and callback(t + 1, dict(g=g.detach(), net=net)):
             break
     return tracker.result(g, loss=loss_note(reg))

@@ -44,9 +44,9 @@ import torch
 from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state, vmap
 from tqdm.auto import trange
 
-from dipcourse.admm import CountingProx, _record, data_term, dip_admm_v2, loss_note, regularizer, resolve_prox
-from dipcourse.config import seed_everything
-from dipcourse.dip import SkipNet, fit_dip, make_input
+from dipcourse.admm import (CountingProx, data_term, dip_admm_v2, loss_note, record_iteration, regularizer,
+                            resolve_prox)
+from dipcourse.dip import fit_dip, prepare_network
 from dipcourse.result import Tracker
 
 METHODS = ("dip", "admm_v2")
@@ -57,17 +57,8 @@ METHODS = ("dip", "admm_v2")
 # ----------------------------------------------------------------------------------------------
 
 def seeded_network(shape, seed, **net_kwargs):
-    """The network and input a sequential run with ``seed`` would build: SkipNet θ₀ and z (1, 32, H, W).
-
-    As in :func:`dipcourse.dip.fit_dip`: ``seed_everything(seed)`` then ``SkipNet(...)``, and
-    ``make_input(..., seed=seed)``. ``net_kwargs`` go to :class:`dipcourse.dip.SkipNet`
-    (default: the thesis's network).
-    """
-    channels, height, width = shape
-    seed_everything(seed)
-    net = SkipNet(out_channels=channels, **net_kwargs)
-    net.check_size(height, width)
-    return net, make_input(net.in_channels, height, width, seed=seed)
+    """The network and input a sequential run with ``seed`` builds (:func:`dipcourse.dip.prepare_network`)."""
+    return prepare_network(shape, seed=seed, **net_kwargs)
 
 
 class NetworkStack:
@@ -214,7 +205,7 @@ def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, keep,
         g = stack(zs)
         u = u + (x - g.detach())                                                 # line 4
         for k in range(len(bs)):
-            _record(trackers[k], t + 1, As[k], bs[k], reg, g[k], x[k], counters[k].calls, refs[k])
+            record_iteration(trackers[k], t + 1, As[k], bs[k], reg, g[k], x[k], counters[k].calls, refs[k])
         _keep(snapshots, keep, t + 1, g)
     g = g.detach()
     return [_with_snapshots(tracker.result(g[k], loss=loss_note(reg)), snapshots[k])
