@@ -88,17 +88,7 @@ def plot_curves(curves, xlabel="iteration", ylabel="", title=None, logx=False, l
             y = curve
             x = np.arange(1, len(y) + 1)
         ax.plot(np.asarray(x), np.asarray(y), label=label, **(styles or {}).get(label, {}))
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc=legend_loc, fontsize=9)
-    return ax
+    return _finish_axes(ax, xlabel, ylabel, title, logx, logy, legend_loc)
 
 
 def mean_std(curves):
@@ -135,8 +125,15 @@ def plot_mean_std(curves, xlabel="iteration", ylabel="", title=None, logx=False,
         mean, std = mean_std(ys)
         line, = ax.plot(np.asarray(x), mean, label=label, **(styles or {}).get(label, {}))
         ax.fill_between(np.asarray(x), mean - std, mean + std, color=line.get_color(), alpha=alpha, lw=0)
+    return _finish_axes(ax, xlabel, ylabel, title, logx, False, legend_loc)
+
+
+def _finish_axes(ax, xlabel, ylabel, title, logx, logy, legend_loc):
+    """Scales, labels, title, grid and legend: the finish every course plot shares."""
     if logx:
         ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
