@@ -9,25 +9,11 @@ measured in the same run (the machine may be shared: compare the ratios, not the
     python benchmarks/bench_admm.py [--size 64] [--iters 30] [--bm3d-iters 8] [--markdown]
 """
 import argparse
-import os
-import platform
 
 import numpy as np
-import torch
 
 from dipcourse import admm, data, operators, priors
-
-
-def machine():
-    """One line describing the machine and the torch build."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} threads, Python {platform.python_version()}")
+from machine import describe
 
 
 def median_ms(history, clock):
@@ -78,7 +64,7 @@ def main():
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--bm3d-iters", type=int, default=8)
     args = parser.parse_args()
-    print(f"Machine: {machine()}\n")   # before the runs: a backend may change torch's thread count
+    print(f"Machine: {describe()}\n")   # before the runs: a backend may change torch's thread count
     rows = run_all(args.size, args.iters, args.bm3d_iters)
     print(table(rows, args.size))
 

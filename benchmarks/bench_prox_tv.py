@@ -14,8 +14,6 @@ one thread can be several times faster than two: the threads of every small tens
 for each other.
 """
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
@@ -23,21 +21,9 @@ import torch
 
 from dipcourse import data, priors
 from dipcourse.operators import Identity, measure
+from machine import describe
 
 CASES = [(128, 0.01), (128, 0.1), (64, 0.01)]
-
-
-def machine():
-    """One line describing the machine and the torch build."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} threads{gpu}")
 
 
 def timed(fn, device):
@@ -77,7 +63,7 @@ def main():
     if not priors.proxtv_available():
         raise SystemExit(priors.PROXTV_INSTALL)
     device = torch.device(args.device)
-    print(f"# machine: {machine()}; device for the torch backend: {device}")
+    print(f"# machine: {describe()}; device for the torch backend: {device}")
     rows = []
     for size, lam in CASES:
         clean = data.load_image("astronaut", size=size)
