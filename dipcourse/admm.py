@@ -31,7 +31,7 @@ iteration t (after the t-th update, t = 1..T):
 import torch
 from tqdm.auto import trange
 
-from dipcourse.dip import prepare_network
+from dipcourse.dip import adam, prepare_network, to_device
 from dipcourse.metrics import psnr
 from dipcourse.priors import make_prox, tv_norm
 from dipcourse.result import Tracker
@@ -103,7 +103,7 @@ def _check_rho(rho):
 def _network(A, b, net, z, seed):
     """G and z as :func:`dipcourse.dip.fit_dip` builds them (same seed, same θ₀ and z), on b's device."""
     net, z = prepare_network(A.in_shape, net=net, z=z, seed=seed)
-    return net.to(b.device).train(), z.to(b.device)
+    return to_device(net, z, b.device)
 
 
 def record_iteration(tracker, t, A, b, reg, g, x=None, prox_calls=0, ref=None):
@@ -177,7 +177,7 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
     counter = CountingProx(prox)
     reg = regularizer(prox)
     net, z = _network(A, b, net, z, seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = adam(net.parameters(), lr, b.device)
     tracker = Tracker(ref, params=dict(algorithm="DIP-ADMM-v1", rho=rho, inner=inner, lr=lr,
                                        iters=iters, seed=seed))
     g = net(z)[0]                      # G(θ_0), its graph kept for the first θ-step
@@ -221,7 +221,7 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
     counter = CountingProx(prox)
     reg = regularizer(prox)
     net, z = _network(A, b, net, z, seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = adam(net.parameters(), lr, b.device)
     tracker = Tracker(ref, params=dict(algorithm="DIP-ADMM-v2", rho=rho, lr=lr, iters=iters, seed=seed))
     g = net(z)[0]                      # G(θ_0)
     u = torch.zeros_like(g.detach())   # u_0 = 0
@@ -260,7 +260,7 @@ def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None
         return lam * tv_norm(x)
 
     net, z = _network(A, b, net, z, seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = adam(net.parameters(), lr, b.device)
     tracker = Tracker(ref, params=dict(algorithm="GD on (36)", lam=lam, lr=lr, iters=iters, seed=seed))
     g = net(z)[0]
     for t in trange(iters, disable=not progress, desc="GD on (36)"):

@@ -46,7 +46,7 @@ from tqdm.auto import trange
 
 from dipcourse.admm import (CountingProx, data_term, dip_admm_v2, loss_note, record_iteration, regularizer,
                             resolve_prox)
-from dipcourse.dip import fit_dip, prepare_network
+from dipcourse.dip import adam, fit_dip, prepare_network
 from dipcourse.result import Tracker
 
 METHODS = ("dip", "admm_v2")
@@ -167,7 +167,7 @@ def _keep(snapshots, keep, iteration, images):
 
 def _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, keep, progress):
     """fit_dip's steps 1–4 for K images: x_t = G(z; θ_t), Adam on Σ_k ½‖b_k − A_k x_k‖², record x_t."""
-    optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
+    optimizer = adam(stack.parameters(), lr, zs.device)
     trackers = [Tracker(ref, params=dict(method="dip", iters=iters, lr=lr, seed=seed))
                 for ref, seed in zip(refs, seeds)]
     snapshots = [{} for _ in bs]
@@ -187,7 +187,7 @@ def _dip_batched(As, bs, iters, stack, zs, lr, refs, seeds, keep, progress):
 
 def _admm_v2_batched(As, bs, prox, iters, stack, zs, rho, lr, refs, seeds, keep, progress):
     """dip_admm_v2's lines 2–4 (Algorithm 2) for K images; the prox runs image by image."""
-    optimizer = torch.optim.Adam(stack.parameters(), lr=lr)
+    optimizer = adam(stack.parameters(), lr, zs.device)
     counters = [CountingProx(prox) for _ in bs]
     reg = regularizer(prox)
     trackers = [Tracker(ref, params=dict(algorithm="DIP-ADMM-v2", rho=rho, lr=lr, iters=iters, seed=seed))

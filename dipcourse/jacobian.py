@@ -11,8 +11,8 @@ Plain gradient descent with step η then moves the residual r_t = G(θ_t) − b 
 so the direction uᵢ is fitted at the speed σᵢ². This module computes that spectrum:
 
 * :func:`jjt_operator` — J Jᵀ as a matrix-free ``scipy.sparse.linalg.LinearOperator``;
-* :func:`top_eigenpairs` — its leading eigenpairs, by ARPACK (as in the thesis, §5.3) or by a block
-  method that pushes many vectors through the network at once;
+* :func:`top_eigenpairs` — its leading eigenpairs, by ARPACK (as in the thesis, §5.3) or by block
+  Lanczos, which pushes many vectors through the network at once;
 * :func:`ntk_gram` — the whole n × n matrix J Jᵀ for small outputs;
 * :func:`predict_residuals` and :func:`generalization_terms` — the linearised dynamics (39)–(43);
 * :class:`Subspace` and :func:`fit_along_directions` — DIP trained only along the top-p
@@ -169,7 +169,7 @@ def ntk_gram(net, z, max_bytes=DEFAULT_GRAM_BYTES, dtype=None, batch_size=64):
     return gram
 
 
-def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, oversample=None, max_passes=100, seed=0,
+def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, block_size=None, max_passes=None, seed=0,
                    dtype=None, batch_size=64, return_info=False):
     """The k largest eigenvalues of J Jᵀ (descending) and their orthonormal eigenvectors (columns).
 
@@ -177,13 +177,15 @@ def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, oversample=None, max_pa
         net, z: the network and its fixed input; J is taken at the network's current weights.
         k: how many eigenpairs, 1 ≤ k < n.
         method: ``"arpack"`` — ``scipy.sparse.linalg.eigsh`` (implicitly restarted Lanczos, as the
-            thesis used, §5.3), one vector at a time; ``"block"`` — subspace iteration with
-            Rayleigh–Ritz on k + ``oversample`` vectors pushed through the network together,
-            repeated until every pair meets ‖J Jᵀ u − λu‖ ≤ tol · λ_max.
+            thesis used, §5.3), one product J Jᵀv at a time; ``"block"`` — block Lanczos (a block
+            Krylov subspace with Rayleigh–Ritz): each pass pushes a block of ``block_size`` vectors
+            through the network together and stops as soon as every pair meets
+            ‖J Jᵀ u − λu‖ ≤ tol · λ_max.
         tol: the residual bar of the block method relative to λ_max (default 1e-3). ARPACK is run
             to its own, much tighter, default accuracy.
-        oversample: extra vectors of the block method (default max(10, k): a subspace of 2k vectors).
-        max_passes: the block method gives up (ValueError) after this many passes.
+        block_size: vectors per pass of the block method (default min(max(k, 8), batch_size)).
+        max_passes: the block method gives up (ValueError) after this many passes (default: as
+            many as fill a subspace of min(n, 8·(k + block_size)) vectors).
         seed: seed of the random start (both methods).
         return_info: also return a dict (``"passes"``, ``"matvecs"``, ``"residuals"``).
 
@@ -199,15 +201,18 @@ def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, oversample=None, max_pa
     if not 1 <= k < f.n:
         raise ValueError(f"k={k} must satisfy 1 ≤ k < n = {f.n} (the number of outputs {f.out_shape}); "
                          "for the full spectrum use numpy.linalg.eigh(ntk_gram(net, z)).")
-    rng = np.random.default_rng(seed)
     if method == "arpack":
-        values, vectors, info = _arpack(f, k, rng)
+        values, vectors, info = _arpack(f, k, seed)
     else:
-        values, vectors, info = _block(f, k, tol, oversample, max_passes, rng, batch_size)
+        block = min(max(k, 8), batch_size) if block_size is None else int(block_size)
+        if block < 1:
+            raise ValueError(f"block_size must be ≥ 1, got {block_size}")
+        passes = -(-min(f.n, 8 * (k + block)) // block) if max_passes is None else int(max_passes)
+        values, vectors, info = _block_lanczos(f, k, tol, block, passes, seed, batch_size)
     return (values, vectors, info) if return_info else (values, vectors)
 
 
-def _arpack(f, k, rng):
+def _arpack(f, k, seed):
     count = [0]
 
     def matvec(v):
@@ -216,40 +221,80 @@ def _arpack(f, k, rng):
             return f.jjt(_to_torch(np.ravel(v), f)).double().cpu().numpy()
 
     op = scipy.sparse.linalg.LinearOperator((f.n, f.n), matvec=matvec, dtype=np.float64)
-    values, vectors = scipy.sparse.linalg.eigsh(op, k=k, which="LA", v0=rng.standard_normal(f.n))
+    values, vectors = scipy.sparse.linalg.eigsh(op, k=k, which="LA", v0=np.random.default_rng(seed).standard_normal(f.n))
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     return values, vectors, {"passes": None, "matvecs": count[0]}
 
 
-def _block(f, k, tol, oversample, max_passes, rng, batch_size):
-    """Subspace iteration with Rayleigh–Ritz: Q ← orth(J Jᵀ Q), eigenpairs of Qᵀ J Jᵀ Q.
+def _orthonormal_block(W, K, generator):
+    """Orthonormalise the columns of W against the basis K and among themselves (Gram–Schmidt twice).
 
-    The Ritz pairs converge at the rate λ_{l+1}/λ_i per pass (l = k + oversample), so oversampling
-    pays off on a slowly decaying spectrum. The product J Jᵀ Q of a pass also gives the residuals of
-    its Ritz pairs for free, so the loop stops as soon as the top k meet the bar.
+    A column that falls into span(K) — the Krylov space has found an invariant subspace, e.g. when
+    J Jᵀ has low rank — is replaced by a fresh random direction, so the basis keeps growing.
     """
-    l = min(f.n, k + (max(10, k) if oversample is None else int(oversample)))
-    if l <= k:
-        raise ValueError(f"oversample must be ≥ 1 (the block needs more than k={k} vectors)")
-    apply = lambda Q: f.jjt_block(_to_torch(Q, f), batch_size).double().cpu().numpy()
-    Q, _ = np.linalg.qr(rng.standard_normal((f.n, l)))
-    matvecs = 0
+    scale = W.norm(dim=0).max().clamp_min(1e-300)
+    for _ in range(2):
+        W = W - K @ (K.T @ W)
+    Q, R = torch.linalg.qr(W)
+    lost = R.diagonal().abs() <= 1e-8 * scale     # what is left is rounding error, not a direction
+    if lost.any():
+        fresh = torch.randn(W.shape[0], int(lost.sum()), generator=generator, dtype=W.dtype).to(W.device)
+        basis = torch.cat([K, Q[:, ~lost]], dim=1)
+        for _ in range(2):
+            fresh = fresh - basis @ (basis.T @ fresh)
+        Q[:, lost] = torch.linalg.qr(fresh)[0]
+    return Q
+
+
+def _block_lanczos(f, k, tol, block, max_passes, seed, batch_size):
+    """Block Lanczos: Rayleigh–Ritz on the block Krylov space span{Q₀, M Q₀, M² Q₀, …}, M = J Jᵀ.
+
+    Pass j pushes one block Q_j through the network (M Q_j, ``block`` vectors at once) and grows the
+    orthonormal basis K = [Q₀ … Q_j] by the part of M Q_j outside it. Every product M K is kept, so
+    the projected matrix H = Kᵀ M K and the residuals of its Ritz pairs (θ, K y),
+
+        ‖M K y − θ K y‖² = yᵀ (M K)ᵀ (M K) y − θ²,
+
+    cost no further products. Unlike subspace iteration, which keeps only the last block, the whole
+    Krylov space is used, so the Ritz pairs converge as Lanczos's do, in far fewer products. The
+    linear algebra runs in float64 on the network's device (a GPU at the thesis's scale); the
+    Rayleigh–Ritz step is repeated each time the basis has grown by a quarter, so that for large k
+    its cost (an eigh of the basis size) stays a small part of the whole.
+    """
+    n, device = f.n, f.device
+    generator = torch.Generator().manual_seed(int(seed))
+    K = torch.empty(n, 0, dtype=torch.float64, device=device)
+    MK = torch.empty_like(K)
+    Q = _orthonormal_block(torch.randn(n, min(block, n), generator=generator, dtype=torch.float64).to(device),
+                           K, generator)
+    worst, checked_at = math.inf, 0
     with torch.no_grad():
         for passes in range(1, max_passes + 1):
-            AQ = apply(Q)
-            matvecs += l
-            H = Q.T @ AQ
-            values, W = scipy.linalg.eigh((H + H.T) / 2)
-            values, W = values[::-1], W[:, ::-1]
-            vectors, A_vectors = Q @ W, AQ @ W
-            residuals = np.linalg.norm(A_vectors[:, :k] - vectors[:, :k] * values[:k], axis=0)
-            if residuals.max() <= tol * values[0]:
-                return values[:k], vectors[:, :k], {"passes": passes, "matvecs": matvecs, "residuals": residuals}
-            Q, _ = np.linalg.qr(A_vectors)
+            MQ = f.jjt_block(Q.to(f.dtype), batch_size).to(torch.float64)
+            K, MK = torch.cat([K, Q], dim=1), torch.cat([MK, MQ], dim=1)
+            d = K.shape[1]
+            if d > k and (d >= 1.25 * checked_at or d >= n or passes == max_passes):
+                checked_at = d
+                H = K.T @ MK
+                values, Y = torch.linalg.eigh((H + H.T) / 2)
+                values, Y = values.flip(0)[:k], Y.flip(1)[:, :k]
+                MKY = MK @ Y
+                residuals = ((MKY ** 2).sum(dim=0) - values ** 2).clamp_min(0).sqrt()
+                worst = float(residuals.max() / values[0])
+                if worst <= tol:
+                    vectors = K @ Y
+                    residuals = (MKY - vectors * values).norm(dim=0)   # directly, without cancellation
+                    worst = float(residuals.max() / values[0])
+                    if worst <= tol:
+                        info = {"passes": passes, "matvecs": d, "residuals": residuals.cpu().numpy()}
+                        return values.cpu().numpy(), vectors.cpu().numpy(), info
+            if d >= n:
+                break
+            Q = _orthonormal_block(MQ[:, :min(block, n - d)], K, generator)
     raise ValueError(f"block method: the top {k} eigenpairs did not reach ‖J Jᵀu − λu‖ ≤ {tol}·λ_max in "
-                     f"{max_passes} passes (worst {residuals.max() / values[0]:.1e}·λ_max); raise max_passes "
-                     "or oversample, or use method='arpack'.")
+                     f"{max_passes} passes of {block} vectors (worst {worst:.1e}·λ_max); raise max_passes or "
+                     "block_size, or use method='arpack'.")
 
 
 def eigenpair_residuals(net, z, values, vectors, dtype=None, batch_size=64):

@@ -304,3 +304,31 @@ def test_cuda_graph_matches_eager(reg_noise_std):
     # bias correction on the host, so the two agree to rounding, not bit for bit
     np.testing.assert_allclose(runs[True].history["loss"], runs[False].history["loss"], rtol=1e-3)
     np.testing.assert_allclose(runs[True].history["psnr"], runs[False].history["psnr"], atol=1e-2)
+
+
+def test_course_setup_trains_like_torch_defaults():
+    """to_device (channels-last) and adam (fused on the CPU) change the speed, not the algorithm:
+    ten steps agree with torch's defaults (NCHW, per-tensor Adam) up to float32 rounding."""
+    from dipcourse.dip import adam, to_device
+
+    def run(course):
+        torch.manual_seed(0)
+        net, z = SkipNet(nd=[8, 16], nu=[8, 16], ns=[4, 4]), make_input(32, 16, 16)
+        b = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+        if course:
+            net, z = to_device(net, z, "cpu")
+            optimizer = adam(net.parameters(), 1e-2, "cpu")
+            conv = next(p for p in net.parameters() if p.dim() == 4 and p.shape[-1] == 3)
+            assert conv.is_contiguous(memory_format=torch.channels_last) and optimizer.defaults["fused"]
+        else:
+            optimizer = torch.optim.Adam(net.train().parameters(), lr=1e-2)
+        for _ in range(10):
+            optimizer.zero_grad()
+            loss = 0.5 * torch.sum((b - net(z)[0]) ** 2)
+            loss.backward()
+            optimizer.step()
+        return loss.item(), net(z)[0].detach()
+
+    (loss_c, x_c), (loss_d, x_d) = run(True), run(False)
+    assert abs(loss_c - loss_d) <= 1e-4 * loss_d
+    assert (x_c - x_d).abs().max() < 1e-4

@@ -285,3 +285,33 @@ def test_subspace_limit_is_where_linearised_gradient_descent_on_44_ends():
     assert torch.linalg.norm(limit - b) > 0.1  # p < n: not the measurement itself
     with pytest.raises(ValueError, match="p=17"):
         jac.subspace_limit(b, g0, U, 17)
+
+
+def test_block_method_survives_a_low_rank_spectrum():
+    """A 1×1 convolution fed z = 0 outputs its bias everywhere: J = [0 | 1], so J Jᵀ = 1 1ᵀ, with
+    λ₁ = n (eigenvector constant) and λ = 0 on the rest. The Krylov space closes after one product:
+    the next block is exactly zero after orthogonalisation and must be replaced by fresh random
+    directions, or the basis stops being orthonormal and the Ritz values are wrong."""
+    net, z = torch.nn.Conv2d(1, 1, 1), torch.zeros(1, 1, 6, 6)
+    n = 36
+    values, vectors = jac.top_eigenpairs(net, z, 2, method="block", block_size=2, dtype=torch.float64)
+    np.testing.assert_allclose(values, [n, 0.0], rtol=0, atol=1e-10 * n)
+    np.testing.assert_allclose(np.abs(vectors[:, 0]), np.full(n, 1 / 6), atol=1e-10)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(2), atol=1e-10)
+
+
+def test_block_method_converges_before_its_basis_fills_the_space(small_case):
+    """The whole Krylov space is used: one product per new basis vector, no repeated passes over
+    the same block. On the small case the block method converges before its basis reaches n."""
+    net, z, gram = small_case
+    values, _, info = jac.top_eigenpairs(net, z, 4, method="block", block_size=4, tol=1e-6, return_info=True)
+    n = gram.shape[0]
+    assert info["matvecs"] < n
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(gram)[::-1][:4], rtol=0,
+                               atol=1e-5 * np.abs(gram).max())
+
+
+def test_block_size_must_be_positive(small_case):
+    net, z, _ = small_case
+    with pytest.raises(ValueError, match="block_size"):
+        jac.top_eigenpairs(net, z, 2, method="block", block_size=0)

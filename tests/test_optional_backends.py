@@ -2,7 +2,6 @@
 import subprocess
 
 import numpy as np
-import pytest
 
 from backends import OPTIONAL, chromium_path, require_optional
 
