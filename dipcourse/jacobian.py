@@ -221,7 +221,8 @@ def _arpack(f, k, seed):
             return f.jjt(_to_torch(np.ravel(v), f)).double().cpu().numpy()
 
     op = scipy.sparse.linalg.LinearOperator((f.n, f.n), matvec=matvec, dtype=np.float64)
-    values, vectors = scipy.sparse.linalg.eigsh(op, k=k, which="LA", v0=np.random.default_rng(seed).standard_normal(f.n))
+    start = np.random.default_rng(seed).standard_normal(f.n)
+    values, vectors = scipy.sparse.linalg.eigsh(op, k=k, which="LA", v0=start)
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     return values, vectors, {"passes": None, "matvecs": count[0]}
@@ -247,6 +248,14 @@ def _orthonormal_block(W, K, generator):
     return Q
 
 
+def _grown(buffer, used):
+    """A copy of ``buffer`` (n × capacity) with twice the capacity (at most n), its first ``used`` columns kept."""
+    n = buffer.shape[0]
+    larger = torch.empty(n, min(n, 2 * buffer.shape[1]), dtype=buffer.dtype, device=buffer.device)
+    larger[:, :used] = buffer[:, :used]
+    return larger
+
+
 def _block_lanczos(f, k, tol, block, max_passes, seed, batch_size):
     """Block Lanczos: Rayleigh–Ritz on the block Krylov space span{Q₀, M Q₀, M² Q₀, …}, M = J Jᵀ.
 
@@ -264,26 +273,31 @@ def _block_lanczos(f, k, tol, block, max_passes, seed, batch_size):
     """
     n, device = f.n, f.device
     generator = torch.Generator().manual_seed(int(seed))
-    K = torch.empty(n, 0, dtype=torch.float64, device=device)
+    # K and M K live in buffers whose capacity doubles when full: appending a block then costs
+    # O(n · block) on average instead of a copy of the whole basis per pass.
+    K = torch.empty(n, min(n, k + 4 * block), dtype=torch.float64, device=device)
     MK = torch.empty_like(K)
+    d = 0
     Q = _orthonormal_block(torch.randn(n, min(block, n), generator=generator, dtype=torch.float64).to(device),
-                           K, generator)
+                           K[:, :0], generator)
     worst, checked_at = math.inf, 0
     with torch.no_grad():
         for passes in range(1, max_passes + 1):
             MQ = f.jjt_block(Q.to(f.dtype), batch_size).to(torch.float64)
-            K, MK = torch.cat([K, Q], dim=1), torch.cat([MK, MQ], dim=1)
-            d = K.shape[1]
+            if d + Q.shape[1] > K.shape[1]:
+                K, MK = _grown(K, d), _grown(MK, d)
+            K[:, d:d + Q.shape[1]], MK[:, d:d + Q.shape[1]] = Q, MQ
+            d += Q.shape[1]
             if d > k and (d >= 1.25 * checked_at or d >= n or passes == max_passes):
                 checked_at = d
-                H = K.T @ MK
+                H = K[:, :d].T @ MK[:, :d]
                 values, Y = torch.linalg.eigh((H + H.T) / 2)
                 values, Y = values.flip(0)[:k], Y.flip(1)[:, :k]
-                MKY = MK @ Y
+                MKY = MK[:, :d] @ Y
                 residuals = ((MKY ** 2).sum(dim=0) - values ** 2).clamp_min(0).sqrt()
                 worst = float(residuals.max() / values[0])
                 if worst <= tol:
-                    vectors = K @ Y
+                    vectors = K[:, :d] @ Y
                     residuals = (MKY - vectors * values).norm(dim=0)   # directly, without cancellation
                     worst = float(residuals.max() / values[0])
                     if worst <= tol:
@@ -291,7 +305,7 @@ def _block_lanczos(f, k, tol, block, max_passes, seed, batch_size):
                         return values.cpu().numpy(), vectors.cpu().numpy(), info
             if d >= n:
                 break
-            Q = _orthonormal_block(MQ[:, :min(block, n - d)], K, generator)
+            Q = _orthonormal_block(MQ[:, :min(block, n - d)], K[:, :d], generator)
     raise ValueError(f"block method: the top {k} eigenpairs did not reach ‖J Jᵀu − λu‖ ≤ {tol}·λ_max in "
                      f"{max_passes} passes of {block} vectors (worst {worst:.1e}·λ_max); raise max_passes or "
                      "block_size, or use method='arpack'.")
