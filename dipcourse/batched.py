@@ -56,11 +56,6 @@ METHODS = ("dip", "admm_v2")
 # K networks as one
 # ----------------------------------------------------------------------------------------------
 
-def seeded_network(shape, seed, **net_kwargs):
-    """The network and input a sequential run with ``seed`` builds (:func:`dipcourse.dip.prepare_network`)."""
-    return prepare_network(shape, seed=seed, **net_kwargs)
-
-
 class NetworkStack:
     """K networks of one architecture with their own weights, evaluated together.
 
@@ -221,7 +216,7 @@ def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds
     """Run one DIP-type reconstruction per measurement and return one :class:`dipcourse.Result` each.
 
     Image k gets its own network and input, built from ``seeds[k]`` exactly as the sequential
-    function builds them (:func:`seeded_network`), so ``fit_many(...)[k]`` means the same as
+    function builds them (:func:`dipcourse.dip.prepare_network`), so ``fit_many(...)[k]`` means the same as
 
         ``fit_dip(A_k, b_k, iters, net, z, lr=lr, ref=refs[k], seed=seeds[k])``            (method "dip")
         ``dip_admm_v2(A_k, b_k, prox, iters, rho, lr, refs[k], seeds[k], net, z)``           (method "admm_v2")
@@ -267,7 +262,7 @@ def fit_many(method, A, bs, iters, prox=None, rho=1.0, lr=1e-3, refs=None, seeds
     net_kwargs = dict(net_kwargs or {})
     shape = tuple(As[0].in_shape)
     device = bs[0].device
-    built = [seeded_network(shape, seed, **net_kwargs) for seed in seeds]
+    built = [prepare_network(shape, seed=seed, **net_kwargs) for seed in seeds]
     nets = [net.to(device=device, dtype=bs[0].dtype) for net, _ in built]
     zs = [z.to(device=device, dtype=bs[0].dtype) for _, z in built]
     use_batch = (len(bs) >= 2 and device.type == "cuda") if batched == "auto" else batched

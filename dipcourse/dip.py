@@ -242,10 +242,11 @@ def prepare_network(shape, net=None, z=None, seed=0, in_channels=32, **net_kwarg
 def to_device(net, z, device):
     """``net`` (in training mode) and ``z`` on ``device``, in the memory layout that trains fastest there.
 
-    On the CPU that is channels-last (NHWC): PyTorch then runs every convolution through oneDNN
-    instead of its generic im2col fallback. Together with :func:`adam` this makes a DIP step
-    1.2–1.6× faster on 2 cores (``benchmarks/bench_dip.py``, column "torch defaults"). Only the
-    layout changes, not a single value; ``net`` is converted in place, as ``Module.to`` does.
+    On the CPU that is channels-last (NHWC): the convolution kernels PyTorch picks for a single image
+    run faster on it (5–30 % per DIP step in our probes, more with one thread than with two).
+    Together with :func:`adam` a DIP step is 1.25–1.32× faster in CPU time on 2 cores
+    (``benchmarks/bench_dip.py``, column "torch defaults"). Only the layout changes, not a single
+    value; ``net`` is converted in place, as ``Module.to`` does.
     """
     device = torch.device(device)
     net, z = net.to(device).train(), z.to(device)
@@ -336,7 +337,6 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
         ``stopped_at`` (the iteration a callback stopped at, else ``None``).
     """
     _validate_fit(A, b, iters, lr, ref, smoothing, reg_noise_std)
-    channels, height, width = A.in_shape
     if device is None:
         device = next(net.parameters()).device if net is not None else torch.device("cpu")
     device = torch.device(device)

@@ -50,6 +50,15 @@ class Result:
             return None
         return float(self.history["psnr"][-1])
 
+    def seconds_per_iteration(self, clock="time_cpu"):
+        """Median time of one iteration by ``clock`` ("time_cpu" or "time_wall").
+
+        The median, not the mean: on a shared machine a few iterations can be slowed by other jobs.
+        """
+        if len(self.history[clock]) < 2:
+            raise ValueError("seconds_per_iteration needs a run of at least two recorded iterations")
+        return float(np.median(np.diff(self.history[clock])))
+
 
 class Tracker:
     """Per-iteration bookkeeping shared by every algorithm.

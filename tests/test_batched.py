@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from dipcourse.batched import NetworkStack, fit_many, seeded_network
+from dipcourse.batched import NetworkStack, fit_many
+from dipcourse.dip import prepare_network
 from dipcourse.operators import RandomMask, measure
 
 TINY_NET = dict(nd=[4, 4], ns=[2, 2])   # 2 levels: 16 px images, fast even in float64
@@ -75,18 +76,18 @@ def test_batched_equals_sequential_float32_short_run():
     _assert_same_runs(sequential, batched, ["psnr", "psnr_x"], atol=1e-3)   # dB
 
 
-def test_sequential_path_is_fit_dip_with_its_seeded_network():
+def test_sequential_path_is_fit_dip_with_the_prepared_network():
     from dipcourse.dip import fit_dip
     ops, bs, refs = _problems(2, torch.float32)
     many = fit_many("dip", ops, bs, 5, refs=refs, seeds=[3, 4], net_kwargs=TINY_NET, batched=False,
                     progress=False)
-    net, z = seeded_network(SHAPE, 4, **TINY_NET)
+    net, z = prepare_network(SHAPE, seed=4, **TINY_NET)
     alone = fit_dip(ops[1], bs[1], 5, net=net, z=z, ref=refs[1], seed=4, progress=False)
     np.testing.assert_array_equal(many[1].history["psnr"], alone.history["psnr"])
 
 
 def test_network_stack_evaluates_each_network_on_its_input():
-    built = [seeded_network(SHAPE, seed, **TINY_NET) for seed in (0, 1)]
+    built = [prepare_network(SHAPE, seed=seed, **TINY_NET) for seed in (0, 1)]
     stack = NetworkStack([net for net, _ in built])
     out = stack(torch.stack([z for _, z in built]))
     assert out.shape == (2, *SHAPE)

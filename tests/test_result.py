@@ -1,0 +1,23 @@
+"""Tests for dipcourse.result: what a Result reports about its own run."""
+import numpy as np
+import pytest
+import torch
+
+from dipcourse.result import Result
+
+
+def result_with_times(times):
+    times = np.asarray(times, dtype=float)
+    history = {"iteration": np.arange(len(times)), "time_cpu": times, "time_wall": 2 * times}
+    return Result(x=torch.zeros(1), best=torch.zeros(1), history=history)
+
+
+def test_seconds_per_iteration_is_the_median_step_and_ignores_one_slow_iteration():
+    run = result_with_times([0.0, 0.1, 0.2, 0.3, 5.3, 5.4])     # one iteration took 5 s (a busy machine)
+    assert run.seconds_per_iteration() == pytest.approx(0.1)
+    assert run.seconds_per_iteration("time_wall") == pytest.approx(0.2)
+
+
+def test_seconds_per_iteration_needs_two_iterations():
+    with pytest.raises(ValueError, match="at least two"):
+        result_with_times([0.3]).seconds_per_iteration()
