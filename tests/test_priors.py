@@ -131,6 +131,36 @@ def test_proxtv_backend_returns_a_tensor_like_its_input(optional):
     assert torch.equal(prox_tv(x, 0.1), y)  # "auto" picks prox-tv when it is installed
 
 
+def test_proxtv_leaves_torch_thread_count_alone(optional):
+    """prox-tv sets OpenMP's thread count, which torch shares: left at prox-tv's default (1 thread) it
+    silently put every later network step on one thread, so a DIP run's result and speed depended on
+    whether a TV prox had run before it in the same process."""
+    optional.require("prox_tv")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        prox_tv(torch.rand(3, 16, 16), 0.1, backend="proxtv")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_proxtv_backend_gives_the_same_result_on_any_thread_count(optional):
+    """prox-tv solves the independent 1-D row/column problems on torch's threads: bit for bit the same."""
+    optional.require("prox_tv")
+    import prox_tv as library
+
+    x = _noisy(load_image("astronaut", size=64), 0.1).double()
+    single = torch.from_numpy(np.stack([library.tv1_2d(np.ascontiguousarray(p), 0.05) for p in x.numpy()]))
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 4):
+            torch.set_num_threads(n)
+            assert torch.equal(prox_tv(x, 0.05, backend="proxtv"), single), n
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("backend", ["torch", "proxtv"])
 def test_prox_tv_of_a_step_has_the_closed_form(optional, backend):
     """Rows with a step a → b over m + m pixels: the prox moves each side by lam/m towards the other
