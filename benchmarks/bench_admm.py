@@ -6,7 +6,12 @@ method runs a few iterations from the same seed; the table reports the median CP
 iteration, the prox calls per iteration, and each method's cost relative to DIP-ADMM-v2 with TV,
 measured in the same run (the machine may be shared: compare the ratios, not the seconds).
 
-    python benchmarks/bench_admm.py [--size 64] [--iters 30] [--bm3d-iters 8] [--markdown]
+With ``--loss-seeds`` it instead runs v1 (N = 1, 5, 10) and v2 with TV for ``--loss-iters`` iterations
+from each seed and prints the final loss (36) per iteration count — the evidence behind lesson 03's
+note that, per iteration, v1 and v2 end within the seed-to-seed spread of each other.
+
+    python benchmarks/bench_admm.py [--size 64] [--iters 30] [--bm3d-iters 8]
+    python benchmarks/bench_admm.py --loss-seeds 0 1 2 3 [--loss-iters 600] [--size 64]
 """
 import argparse
 
@@ -20,11 +25,16 @@ def median_ms(history, clock):
     return 1e3 * float(np.median(np.diff(history[clock])))
 
 
-def run_all(size, iters, bm3d_iters):
+def thesis_task(size):
+    """50 % inpainting with σ = 10/255 (§3.3) of the astronaut at ``size`` px, and the TV 0.01 prox."""
     x_true = data.load_image("astronaut", size=size)
     A = operators.RandomMask(x_true.shape, keep=0.5, seed=0)
     b = operators.measure(A, x_true, 10 / 255, seed=0)
-    tv = priors.make_prox("tv", lam=0.01)
+    return x_true, A, b, priors.make_prox("tv", lam=0.01)
+
+
+def run_all(size, iters, bm3d_iters):
+    x_true, A, b, tv = thesis_task(size)
     cases = [
         ("DIP-ADMM-v1, TV, N=1", lambda n: admm.dip_admm_v1(A, b, tv, n, inner=1, progress=False), iters),
         ("DIP-ADMM-v1, TV, N=5", lambda n: admm.dip_admm_v1(A, b, tv, n, inner=5, progress=False), iters),
@@ -58,13 +68,49 @@ def table(rows, size):
     return "\n".join(lines)
 
 
+def final_losses(size, iters, seeds):
+    """Final loss (36) — median over the last 10 % of the iterations, as lesson 03 measures it — per seed."""
+    x_true, A, b, tv = thesis_task(size)
+    runs = {f"v1, N={n}": (lambda seed, n=n: admm.dip_admm_v1(A, b, tv, iters, inner=n, seed=seed, progress=False))
+            for n in (1, 5, 10)}
+    runs["v2"] = lambda seed: admm.dip_admm_v2(A, b, tv, iters, seed=seed, progress=False)
+    rows = {}
+    for seed in seeds:
+        for name, run in runs.items():
+            loss = run(seed).history["loss"]
+            rows.setdefault(name, []).append(float(np.median(loss[-max(1, iters // 10):])))
+    return rows
+
+
+def loss_table(rows, size, iters, seeds):
+    lines = [f"Final loss (36) after {iters} iterations at {size}x{size}x3 (median of the last 10 %), per seed:",
+             "",
+             "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | spread (max/min − 1) |",
+             "|---|" + "---|" * (len(seeds) + 2)]
+    for name, losses in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in losses)
+                     + f" | {np.mean(losses):.2f} | {100 * (max(losses) / min(losses) - 1):.1f} % |")
+    v2 = np.array(rows["v2"])
+    best_v1 = np.min([rows[name] for name in rows if name != "v2"], axis=0)
+    lines += ["", "v2 above the best v1 of the same seed by: "
+              + ", ".join(f"{100 * (a / c - 1):+.1f} %" for a, c in zip(v2, best_v1))]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--bm3d-iters", type=int, default=8)
+    parser.add_argument("--loss-seeds", type=int, nargs="+", default=None,
+                        help="compare final losses of v1 and v2 over these seeds instead of timing")
+    parser.add_argument("--loss-iters", type=int, default=600)
     args = parser.parse_args()
-    print(f"Machine: {describe()}\n")   # before the runs: a backend may change torch's thread count
+    print(f"Machine: {describe()}\n")
+    if args.loss_seeds is not None:
+        rows = final_losses(args.size, args.loss_iters, args.loss_seeds)
+        print(loss_table(rows, args.size, args.loss_iters, args.loss_seeds))
+        return
     rows = run_all(args.size, args.iters, args.bm3d_iters)
     print(table(rows, args.size))
 
