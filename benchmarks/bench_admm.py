@@ -21,10 +21,6 @@ from dipcourse import admm, data, operators, priors
 from machine import describe
 
 
-def median_ms(history, clock):
-    return 1e3 * float(np.median(np.diff(history[clock])))
-
-
 def thesis_task(size):
     """50 % inpainting with σ = 10/255 (§3.3) of the astronaut at ``size`` px, and the TV 0.01 prox."""
     x_true = data.load_image("astronaut", size=size)
@@ -47,10 +43,10 @@ def run_all(size, iters, bm3d_iters):
     ]
     rows = []
     for name, run, n in cases:
-        history = run(n + 1).history          # +1: the first iteration includes one-off set-up costs
-        rows.append(dict(name=name, iters=n, cpu=median_ms(history, "time_cpu"),
-                         wall=median_ms(history, "time_wall"),
-                         prox=history["prox_calls"][-1] / len(history["iteration"])))
+        result = run(n + 1)                   # +1: the first iteration includes one-off set-up costs
+        rows.append(dict(name=name, iters=n, cpu=1e3 * result.seconds_per_iteration("time_cpu"),
+                         wall=1e3 * result.seconds_per_iteration("time_wall"),
+                         prox=result.history["prox_calls"][-1] / len(result.history["iteration"])))
     base = next(r for r in rows if r["name"] == "DIP-ADMM-v2, TV")
     for row in rows:
         row["ratio"] = row["cpu"] / base["cpu"]
@@ -69,7 +65,7 @@ def table(rows, size):
 
 
 def final_losses(size, iters, seeds):
-    """Final loss (36) — median over the last 10 % of the iterations, as lesson 03 measures it — per seed."""
+    """Final loss (36) of each method per seed (``Result.final_median``, as lesson 03 compares runs)."""
     x_true, A, b, tv = thesis_task(size)
     runs = {f"v1, N={n}": (lambda seed, n=n: admm.dip_admm_v1(A, b, tv, iters, inner=n, seed=seed, progress=False))
             for n in (1, 5, 10)}
@@ -77,8 +73,7 @@ def final_losses(size, iters, seeds):
     rows = {}
     for seed in seeds:
         for name, run in runs.items():
-            loss = run(seed).history["loss"]
-            rows.setdefault(name, []).append(float(np.median(loss[-max(1, iters // 10):])))
+            rows.setdefault(name, []).append(run(seed).final_median("loss"))
     return rows
 
 

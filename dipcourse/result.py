@@ -59,6 +59,21 @@ class Result:
             raise ValueError("seconds_per_iteration needs a run of at least two recorded iterations")
         return float(np.median(np.diff(self.history[clock])))
 
+    def final_median(self, key, seconds=None, clock="time_cpu"):
+        """The "final" value of ``history[key]``: its median over the last 10 % of the iterations.
+
+        The median, so that a single Adam spike near the end cannot decide a comparison of runs.
+        With ``seconds``, only the iterations done within that much ``clock`` time count — a run's
+        final value at the cost of another run (lesson 03 compares DIP-ADMM-v1 and v2 this way).
+        """
+        values = np.asarray(self.history[key])
+        done = len(values)
+        if seconds is not None:
+            done = max(1, int(np.searchsorted(self.history[clock], seconds, side="right")))
+        if done == 0:
+            raise ValueError(f"final_median: the history of {key!r} is empty")
+        return float(np.median(values[done - max(1, done // 10):done]))
+
 
 class Tracker:
     """Per-iteration bookkeeping shared by every algorithm.
