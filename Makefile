@@ -68,13 +68,13 @@ test: $(READY)
 	DIPCOURSE_PROFILE=quick $(PY) -m pytest tests notebooks $(NBVAL) --durations=15 $(PYTEST_ARGS)
 
 run: $(READY)
-	$(PY) -m dipcourse.course run --profile $(PROFILE)
+	$(PY) -m dipcourse.authoring.course run --profile $(PROFILE)
 
 refresh: $(READY)
-	$(PY) -m dipcourse.course run --profile teaching --inplace
+	$(PY) -m dipcourse.authoring.course run --profile teaching --inplace
 
 student: $(READY)
-	$(PY) -m dipcourse.student --out student
+	$(PY) -m dipcourse.authoring.student --out student
 
 # "Latest" = the newest release of every dependency that pip may install here. torch: the newest
 # from PyTorch's CPU index where it is reachable; on machines with a pip cap (/etc/xdg/pip, e.g.

@@ -2,10 +2,13 @@
 
 Each module holds one idea of the thesis: ``operators`` (the forward models of eq. 1),
 ``priors`` (TV, L1, denoisers as proximal operators), ``solvers`` (ISTA, FISTA, PnP-ADMM),
-``dip`` (the untrained network and its training), ``admm`` (Algorithms 1 and 2),
-``jacobian`` (the spectrum of J Jᵀ, §5) and ``widgets`` (the sliders of the lessons).
+``networks`` (the untrained networks), ``dip`` (DIP and its remedies), ``admm`` (Algorithms 1 and 2,
+DeepRED), ``jacobian`` (the spectrum of J Jᵀ, §5), ``claims`` (how a lesson states what it shows) and
+``widgets`` (the sliders of the lessons). Around them: ``checks`` (input checks), ``runs`` (the loop
+bookkeeping and callback protocol), ``training`` (what DIP-style runs share), ``batched`` and
+``parallel`` (many runs at once), ``result``, ``config``, ``data``, ``metrics``, ``plotting``.
 """
 from dipcourse.result import Result, Tracker
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["Result", "Tracker", "__version__"]

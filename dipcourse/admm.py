@@ -11,11 +11,14 @@ and compares both with plain gradient descent on the explicit loss (36), :func:`
 
 Both ADMM variants only need R through its proximal operator, so a denoiser (NLM, BM3D) can stand in
 for it (§3.2.4). Priors are ``prox(v, rho) = prox_{R/ρ}(v)`` callables from
-:func:`dipcourse.priors.make_prox` (or a prior's name, passed on to it).
+:func:`dipcourse.priors.make_prox` (or a prior's name, passed on to it). DeepRED (§2.3.2, eq. 12,
+:func:`deep_red`) is DIP-ADMM-v2's loop with RED's regulariser (eq. 21) in place of R.
 
 Settings (§3.3): ρ = 1, one Adam step with learning rate 0.001 for θ, dual step 1, u₀ = 0, a fixed
 noise input z. The thesis does not state x₀; we start from x₀ = G(θ₀), the network's first output.
 
+Each loop is written once for K problems and their K networks (``networks()`` returns K images; K = 1
+for the functions below, K > 1 for :func:`dipcourse.batched.fit_many`); the prox runs image by image.
 Every function returns a :class:`dipcourse.Result` whose image is G(θ) and whose history holds, per
 iteration t (after the t-th update, t = 1..T):
 
@@ -27,14 +30,18 @@ iteration t (after the t-th update, t = 1..T):
   ``"psnr_x"`` (of the ADMM variable x_t), when ``ref`` is given;
 - ``"prox_calls"``: the cumulative number of prox evaluations;
 - ``"time_cpu"``, ``"time_wall"``: seconds since the start.
+
+The callback sees ``it.state = {"x": x_t, "u": u_t, "g": G(θ_t), "net": the network}``.
 """
 import torch
-from tqdm.auto import trange
 
-from dipcourse.dip import adam, prepare_network, to_device
+from dipcourse import checks
 from dipcourse.metrics import psnr
-from dipcourse.priors import make_prox, tv_norm
-from dipcourse.result import Tracker
+from dipcourse.operators import data_term
+from dipcourse.priors import make_prox, red_prox, regularizer, tv_norm
+from dipcourse.runs import Run
+from dipcourse.solvers import loss_note
+from dipcourse.training import Problem, SingleNetwork, adam, data_terms, prepare_network, run_device
 
 
 # ----------------------------------------------------------------------------------------------
@@ -53,68 +60,65 @@ class CountingProx:
         return self.prox(v, rho)
 
 
-def resolve_prox(prox):
+def resolve_prox(prox, where="the prior"):
     """Return a ``prox(v, rho)`` callable: ``prox`` itself, or ``make_prox(prox)`` for a prior's name."""
     if isinstance(prox, str):
         return make_prox(prox)  # raises for unknown names and missing backends
-    if not callable(prox):
-        raise TypeError(f"prox must be a callable prox(v, rho) or a prior's name such as 'tv', "
-                        f"got {type(prox).__name__}; build one with dipcourse.priors.make_prox")
-    return prox
-
-
-def regularizer(prox):
-    """The callable R(x) of an explicit prior (TV, L1), else ``None`` (denoisers: NLM, BM3D).
-
-    A prox from :func:`dipcourse.priors.make_prox` exposes its regulariser as ``prox.value``.
-    """
-    return getattr(prox, "value", None)
-
-
-def loss_note(reg):
-    """What ``history["loss"]`` holds, for ``Result.params["loss"]``."""
-    return "(36): 1/2 |b - A G|^2 + R(G)" if reg is not None else "data term 1/2 |b - A G|^2 (R unknown)"
-
-
-def data_term(A, b, x):
-    """½‖b − Ax‖², the data-fidelity term shared by (24), (25) and (36)."""
-    return 0.5 * torch.sum((b - A.forward(x)) ** 2)
+    return checks.function(prox, "prox", where, hint="pass prox(v, rho) or a prior's name such as 'tv'; "
+                                                     "build one with dipcourse.priors.make_prox")
 
 
 # ----------------------------------------------------------------------------------------------
-# Shared set-up and checks
+# Shared set-up and bookkeeping
 # ----------------------------------------------------------------------------------------------
 
-def _check_common(A, b, iters, lr):
-    if not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"iters must be a positive integer, got {iters!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive (the thesis uses 0.001), got {lr!r}")
-    if tuple(b.shape) != tuple(A.out_shape):
-        raise ValueError(f"b has shape {tuple(b.shape)} but the operator measures {tuple(A.out_shape)}; "
-                         "make b with dipcourse.operators.measure(A, x, sigma)")
+def admm_options(where, *, iters, lr, seed, callback, progress, snapshots, rho=None):
+    """The settings every ADMM-style run checks (one place for the functions here and the batched runner)."""
+    options = dict(iters=checks.iters(iters, where), lr=checks.lr(lr, where),
+                   callback=None if callback is None else checks.function(callback, "callback", where),
+                   progress=checks.flag(progress, "progress", where),
+                   snapshots=tuple(checks.integer(t, "snapshots", where, minimum=0) for t in snapshots))
+    if rho is not None:
+        options["rho"] = checks.rho(rho, where)
+    checks.seed(seed, where)
+    return options
 
 
-def _check_rho(rho):
-    if not rho > 0:
-        raise ValueError(f"rho must be positive (the thesis uses rho = 1), got {rho!r}")
+def single_network(where, problem, net, z, seed, device, net_kwargs):
+    """G and z as :func:`dipcourse.dip.fit_dip` builds them (same seed, same θ₀ and z) as a K = 1 run."""
+    dev = run_device(device, net, where)
+    net, z = prepare_network(problem.shape, net=net, z=z, seed=seed, dtype=problem.b.dtype, **(net_kwargs or {}))
+    return SingleNetwork(net, z, dev)
 
 
-def _network(A, b, net, z, seed):
-    """G and z as :func:`dipcourse.dip.fit_dip` builds them (same seed, same θ₀ and z), on b's device."""
-    net, z = prepare_network(A.in_shape, net=net, z=z, seed=seed)
-    return to_device(net, z, b.device)
+def make_run(name, problems, networks, params, options, seeds):
+    """The :class:`dipcourse.runs.Run` of an ADMM-style loop: iterations 1..T, one tracker per problem."""
+    params = dict(params, lr=options["lr"], iters=options["iters"], seed=seeds[0] if len(seeds) == 1 else seeds,
+                  net=dict(getattr(networks.network(0), "config", {})))
+    label = name if len(problems) == 1 else f"{name} ×{len(problems)}"
+    return Run(label, [p.ref for p in problems], options["iters"], params=params, callback=options["callback"],
+               progress=options["progress"], snapshots=options["snapshots"], first=1,
+               hint="Lower the learning rate lr (the thesis uses 0.001) or check the prior's settings.")
 
 
-def record_iteration(tracker, t, A, b, reg, g, x=None, prox_calls=0, ref=None):
-    """Log iteration t: loss (36) and PSNRs of G(θ_t) (via the Tracker), PSNR of x_t, prox calls."""
+def record_iteration(run, t, problems, reg, g, networks, x=None, u=None, counters=None):
+    """Log iteration t for each run: loss (36) and PSNRs of G(θ_t), PSNR of x_t, prox calls so far."""
     g = g.detach()
-    data = float(data_term(A, b, g))
-    scalars = {"loss": data + (float(reg(g)) if reg is not None else 0.0), "data": data,
-               "prox_calls": prox_calls}
-    if ref is not None and x is not None:
-        scalars["psnr_x"] = psnr(ref, x)
-    tracker.step(t, g, **scalars)
+    data = [float(data_term(p.A, p.b, gk)) for p, gk in zip(problems, g)]
+    values = {"loss": [d + (float(reg(gk)) if reg is not None else 0.0) for d, gk in zip(data, g)],
+              "data": data,
+              "prox_calls": [c.calls for c in counters] if counters else 0}
+    if x is not None and all(p.ref is not None for p in problems):
+        values["psnr_x"] = [psnr(p.ref, xk) for p, xk in zip(problems, x)]
+    state = {"g": list(g), "net": [networks.network(k) for k in range(len(problems))]}
+    if x is not None:
+        state.update(x=list(x), u=list(u))
+    return run.record(t, g, state=state, **values)
+
+
+def prox_each(counters, v, rho):
+    """x_k = prox_{R/ρ}(v_k) for each image k (the denoisers work on one image at a time)."""
+    return torch.stack([counter(vk, rho) for counter, vk in zip(counters, v)])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,12 +143,12 @@ def ista_x_step(A, b, prox, x, g, u, rho, inner):
 
 
 def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, net=None, z=None,
-                callback=None, progress=True):
+                callback=None, progress=True, device=None, net_kwargs=None, snapshots=()):
     """DIP-ADMM-v1 (Algorithm 1) on problem (24), with the augmented Lagrangian (27)
 
         L⁽¹⁾ρ(x, θ, u) = ½‖b − Ax‖² + R(x) + ρ/2‖x − G(θ) + u‖² − ρ/2‖u‖².
 
-    Each iteration t performs the steps (28):
+    Each iteration t performs the steps (28) (:func:`admm_v1_steps`):
 
         line 2:  x_{t+1} = ISTA(x_t, N, L⁽¹⁾ρ, R)  — ``inner`` = N iterations of (29), see :func:`ista_x_step`
         line 3:  θ_{t+1} = one Adam step on θ ↦ ρ/2‖x_{t+1} − G(θ) + u_t‖²   (the θ-part of (27))
@@ -163,37 +167,47 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
         lr: Adam learning rate β for θ (thesis §3.3: 0.001).
         ref: ground truth, only for the PSNR columns of the history.
         seed: seeds the network's weights and input.
-        net, z: a network and its input; default :class:`dipcourse.dip.SkipNet` and
-            :func:`dipcourse.dip.make_input` with the thesis's settings. ``net`` is trained in place.
-        callback: ``callback(t, state)`` after each iteration with ``state`` = dict(x=x, u=u, g=G(θ),
-            net=net); returning ``True`` stops the run.
+        net, z: a network and its input; default :class:`dipcourse.dip.SkipNet` and its input with the
+            thesis's settings (or ``net_kwargs``). ``net`` is trained in place.
+        callback: ``callback(it)`` after each iteration (:class:`dipcourse.runs.Iterate`, with
+            ``it.state`` = x, u, g, net); returning ``True`` stops the run.
         progress: show a progress bar.
+        device: where to train (default: the network's device, else the CPU).
+        net_kwargs: settings of the default network.
+        snapshots: iterations whose G(θ_t) to keep in ``Result.snapshots``.
     """
-    _check_common(A, b, iters, lr)
-    _check_rho(rho)
-    if not isinstance(inner, int) or inner < 1:
-        raise ValueError(f"inner (ISTA iterations per x-step) must be an integer >= 1, got {inner!r}")
-    prox = resolve_prox(prox)
-    counter = CountingProx(prox)
+    where = "dip_admm_v1"
+    problem = Problem.checked(where, A, b, ref)
+    options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
+                           snapshots=snapshots, rho=rho)
+    inner = checks.integer(inner, "inner", where, minimum=1, hint="the ISTA iterations N per x-step (thesis: 1, 5, 10)")
+    prox = resolve_prox(prox, where)
+    networks = single_network(where, problem, net, z, seed, device, net_kwargs)
+    return admm_v1_steps([problem], networks, [seed], prox, inner=inner, **options)[0]
+
+
+def admm_v1_steps(problems, networks, seeds, prox, *, iters, rho, inner, lr, callback=None, progress=True,
+                  snapshots=()):
+    """Algorithm 1's loop for K problems and their networks; returns one Result per problem."""
+    counters = [CountingProx(prox) for _ in problems]
     reg = regularizer(prox)
-    net, z = _network(A, b, net, z, seed)
-    optimizer = adam(net.parameters(), lr, b.device)
-    tracker = Tracker(ref, params=dict(algorithm="DIP-ADMM-v1", rho=rho, inner=inner, lr=lr,
-                                       iters=iters, seed=seed))
-    g = net(z)[0]                      # G(θ_0), its graph kept for the first θ-step
+    optimizer = adam(networks.parameters(), lr, networks.device)
+    run = make_run("DIP-ADMM-v1", problems, networks, dict(algorithm="DIP-ADMM-v1", rho=rho, inner=inner),
+                   dict(iters=iters, lr=lr, callback=callback, progress=progress, snapshots=snapshots), seeds)
+    g = networks()                     # G(θ_0), its graph kept for the first θ-step
     x = g.detach().clone()             # x_0 = G(θ_0)
     u = torch.zeros_like(x)            # u_0 = 0
-    for t in trange(iters, disable=not progress, desc="DIP-ADMM-v1"):
-        x = ista_x_step(A, b, counter, x, g.detach(), u, rho, inner)          # line 2
+    for t in run:
+        x = torch.stack([ista_x_step(p.A, p.b, c, xk, gk, uk, rho, inner)                    # line 2
+                         for p, c, xk, gk, uk in zip(problems, counters, x, g.detach(), u)])
         optimizer.zero_grad()
-        (0.5 * rho * torch.sum((x - g + u) ** 2)).backward()                  # line 3
+        (0.5 * rho * torch.sum((x - g + u) ** 2)).backward()                                 # line 3
         optimizer.step()
-        g = net(z)[0]
-        u = u + (x - g.detach())                                              # line 4
-        record_iteration(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
-        if callback is not None and callback(t + 1, dict(x=x, u=u, g=g.detach(), net=net)):
+        g = networks()
+        u = u + (x - g.detach())                                                             # line 4
+        if record_iteration(run, t, problems, reg, g, networks, x, u, counters):
             break
-    return tracker.result(g, loss=loss_note(reg))
+    return run.results(g.detach(), loss=loss_note(reg, "G"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,12 +215,12 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
 # ----------------------------------------------------------------------------------------------
 
 def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None, z=None,
-                callback=None, progress=True):
+                callback=None, progress=True, device=None, net_kwargs=None, snapshots=()):
     """DIP-ADMM-v2 (Algorithm 2) on problem (25), with the augmented Lagrangian (30)
 
         L⁽²⁾ρ(x, θ, u) = ½‖b − AG(θ)‖² + R(x) + ρ/2‖x − G(θ) + u‖² − ρ/2‖u‖².
 
-    Each iteration t performs the steps (31):
+    Each iteration t performs the steps (31) (:func:`admm_v2_steps`):
 
         line 2:  x_{t+1} = prox_{R/ρ}(G(θ_t) − u_t)                        — one prox call
         line 3:  θ_{t+1} = one Adam step on θ ↦ ½‖b − AG(θ)‖² + ρ/2‖x_{t+1} − G(θ) + u_t‖²
@@ -215,27 +229,35 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
     The x-step is exact, so unlike v1 no inner loop is needed (§3.2.2). Arguments as in
     :func:`dip_admm_v1` (without ``inner``); defaults from §3.3.
     """
-    _check_common(A, b, iters, lr)
-    _check_rho(rho)
-    prox = resolve_prox(prox)
-    counter = CountingProx(prox)
+    where = "dip_admm_v2"
+    problem = Problem.checked(where, A, b, ref)
+    options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
+                           snapshots=snapshots, rho=rho)
+    prox = resolve_prox(prox, where)
+    networks = single_network(where, problem, net, z, seed, device, net_kwargs)
+    return admm_v2_steps([problem], networks, [seed], prox, **options)[0]
+
+
+def admm_v2_steps(problems, networks, seeds, prox, *, iters, rho, lr, callback=None, progress=True,
+                  snapshots=(), name="DIP-ADMM-v2", params=None):
+    """Algorithm 2's loop for K problems and their networks; returns one Result per problem."""
+    counters = [CountingProx(prox) for _ in problems]
     reg = regularizer(prox)
-    net, z = _network(A, b, net, z, seed)
-    optimizer = adam(net.parameters(), lr, b.device)
-    tracker = Tracker(ref, params=dict(algorithm="DIP-ADMM-v2", rho=rho, lr=lr, iters=iters, seed=seed))
-    g = net(z)[0]                      # G(θ_0)
+    optimizer = adam(networks.parameters(), lr, networks.device)
+    run = make_run(name, problems, networks, dict(params or {}, algorithm=name, rho=rho),
+                   dict(iters=iters, lr=lr, callback=callback, progress=progress, snapshots=snapshots), seeds)
+    g = networks()                     # G(θ_0)
     u = torch.zeros_like(g.detach())   # u_0 = 0
-    for t in trange(iters, disable=not progress, desc="DIP-ADMM-v2"):
-        x = counter(g.detach() - u, rho)                                       # line 2
+    for t in run:
+        x = prox_each(counters, g.detach() - u, rho)                                         # line 2
         optimizer.zero_grad()
-        (data_term(A, b, g) + 0.5 * rho * torch.sum((x - g + u) ** 2)).backward()  # line 3
+        (data_terms(problems, g).sum() + 0.5 * rho * torch.sum((x - g + u) ** 2)).backward()  # line 3
         optimizer.step()
-        g = net(z)[0]
-        u = u + (x - g.detach())                                               # line 4
-        record_iteration(tracker, t + 1, A, b, reg, g, x, counter.calls, ref)
-        if callback is not None and callback(t + 1, dict(x=x, u=u, g=g.detach(), net=net)):
+        g = networks()
+        u = u + (x - g.detach())                                                             # line 4
+        if record_iteration(run, t, problems, reg, g, networks, x, u, counters):
             break
-    return tracker.result(g, loss=loss_note(reg))
+    return run.results(g.detach(), loss=loss_note(reg, "G"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -243,7 +265,7 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
 # ----------------------------------------------------------------------------------------------
 
 def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None, callback=None,
-              progress=True):
+              progress=True, device=None, net_kwargs=None, snapshots=()):
     """Adam on the explicit loss (36), L(θ) = ½‖b − AG(θ)‖² + λ‖G(θ)‖_TV, TV anisotropic, via autograd.
 
     The reference method of thesis Fig 1: no splitting and no prox, which is possible only because
@@ -251,24 +273,56 @@ def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None
     Arguments as in :func:`dip_admm_v1`; the history has no ``"psnr_x"`` (there is no x) and
     ``"prox_calls"`` stays 0.
     """
-    _check_common(A, b, iters, lr)
-    if not lam >= 0:
-        raise ValueError(f"lam (the TV weight of loss (36)) must be >= 0, got {lam!r}")
+    where = "dip_tv_gd"
+    problem = Problem.checked(where, A, b, ref)
+    options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
+                           snapshots=snapshots)
+    lam = checks.lam(lam, where)
 
     def reg(x):
         """R(x) = λ‖x‖_TV, the prior term of loss (36)."""
         return lam * tv_norm(x)
 
-    net, z = _network(A, b, net, z, seed)
-    optimizer = adam(net.parameters(), lr, b.device)
-    tracker = Tracker(ref, params=dict(algorithm="GD on (36)", lam=lam, lr=lr, iters=iters, seed=seed))
-    g = net(z)[0]
-    for t in trange(iters, disable=not progress, desc="GD on (36)"):
+    networks = single_network(where, problem, net, z, seed, device, net_kwargs)
+    optimizer = adam(networks.parameters(), options["lr"], networks.device)
+    run = make_run("GD on (36)", [problem], networks, dict(algorithm="GD on (36)", lam=lam), options, [seed])
+    g = networks()
+    for t in run:
         optimizer.zero_grad()
-        (data_term(A, b, g) + reg(g)).backward()                      # loss (36)
+        (data_terms([problem], g).sum() + torch.stack([reg(gk) for gk in g]).sum()).backward()   # loss (36)
         optimizer.step()
-        g = net(z)[0]
-        record_iteration(tracker, t + 1, A, b, reg, g, ref=ref)
-        if callback is not None and callback(t + 1, dict(g=g.detach(), net=net)):
+        g = networks()
+        if record_iteration(run, t, [problem], reg, g, networks):
             break
-    return tracker.result(g, loss=loss_note(reg))
+    return run.results(g.detach(), loss=loss_note(reg, "G"))[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# DeepRED: DIP with RED's regulariser (eq. 12, 21-22)
+# ----------------------------------------------------------------------------------------------
+
+def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=3, lr=1e-3, ref=None, seed=0, net=None, z=None,
+             callback=None, progress=True, device=None, net_kwargs=None, snapshots=()):
+    """DeepRED (Mataev, Elad & Milanfar 2019; thesis eq. 12): DIP with RED's regulariser (eq. 21),
+
+        min_{θ,x} ½‖b − AG(θ)‖² + (λ/2) xᵀ(x − f(x))   s.t. x = G(θ),
+
+    by the ADMM of DIP-ADMM-v2 (:func:`admm_v2_steps`), with one change: RED's x-step has no closed
+    form, so it is solved by ``inner`` fixed-point iterations (:func:`dipcourse.priors.red_prox`),
+
+        x ← (λ f(x) + ρ v) / (λ + ρ),   v = G(θ_t) − u_t,
+
+    which set the gradient λ(x − f(x)) + ρ(x − v) of the x-problem to zero using RED's gradient
+    x − f(x) (eq. 22). That is the inner loop the thesis contrasts with DIP-ADMM-v2 (§2.3.2): each
+    iteration calls the denoiser ``inner`` times instead of once. ``denoiser`` is f, a callable on a
+    (C, H, W) image (e.g. ``dipcourse.priors.nlm_denoise``) or a prior's name for ``make_prox``.
+    Other arguments as in :func:`dip_admm_v2`; ``prox_calls`` counts x-steps (each ``inner`` denoiser calls).
+    """
+    where = "deep_red"
+    problem = Problem.checked(where, A, b, ref)
+    options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
+                           snapshots=snapshots, rho=rho)
+    prox = red_prox(resolve_prox(denoiser, where), lam=lam, inner=inner)
+    networks = single_network(where, problem, net, z, seed, device, net_kwargs)
+    return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED", params=dict(lam=lam, inner=inner),
+                         **options)[0]

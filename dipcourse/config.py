@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dipcourse import checks
+
 PROFILE_NAMES = ("quick", "teaching", "paper")
 
 
@@ -63,8 +65,7 @@ def get_profile(name=None):
 
 def seed_everything(seed):
     """Seed Python, NumPy and torch (CPU and CUDA) so a run repeats exactly on the same device."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = checks.seed(seed, "seed_everything")
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))

@@ -23,6 +23,8 @@ import skimage.data
 import skimage.transform
 import torch
 
+from dipcourse import checks
+
 #: Colour photographs bundled with scikit-image (name -> skimage.data function name).
 COLOR_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry",
                 "hubble_deep_field", "retina")
@@ -77,8 +79,8 @@ def load_image(name, size=128, gray=False):
     names = available_images()
     if not isinstance(name, str) or name not in names:
         raise ValueError(f"unknown image {name!r}; available images: {', '.join(names)}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise TypeError(f"size must be an integer number of pixels, got {size!r}")
+    size = checks.integer(size, "size", "load_image", hint="the side of the square image in pixels")
+    gray = checks.flag(gray, "gray", "load_image")
     square = _centre_square(_raw(name))
     largest = square.shape[0]
     if not MIN_SIZE <= size <= largest:

@@ -8,295 +8,42 @@ see it, such as :class:`WMVStopper`.
 
 Contents:
 
-* :class:`SkipNet` — the encoder–decoder of Ulyanov et al. (``models/skip.py`` of the original DIP
-  code, described in the DIP supplementary material), with the thesis's parameters as defaults.
-* :func:`make_input` — the fixed noise input z.
-* :func:`prepare_network`, :func:`to_device` and :func:`adam` — the network, its input and its
-  optimiser, built the same way for every DIP-style run (DIP, the ADMM variants, the batched runner).
-* :func:`fit_dip` — Adam on ½‖b − A G(z; θ)‖², returning a :class:`dipcourse.Result`.
-* :class:`WMVStopper` — early stopping by windowed moving variance (ES-WMV, Wang et al., TMLR 2023).
+* :func:`fit_dip` — Adam on ½‖b − A G(z; θ)‖², returning a :class:`dipcourse.Result`; its options are
+  the remedies of thesis §2.3.2–2.3.3 that change the loss or the optimiser: a prior on the weights
+  (eq. 13, ``weight_decay``), SGLD (eq. 14, ``optimizer="sgld"``) and SURE (eq. 15–17, ``loss="sure"``);
+* :func:`dip_steps` — the loop itself, written once for one network or K networks side by side;
+* :class:`WMVStopper` — early stopping by windowed moving variance (ES-WMV, Wang et al., TMLR 2023);
+* the networks :class:`SkipNet`, :func:`make_input` (from :mod:`dipcourse.networks`).
 """
 import math
 from collections import deque
-from numbers import Integral
 
 import torch
-from torch import nn
-from tqdm.auto import trange
 
-from dipcourse.config import seed_everything
-from dipcourse.result import Tracker
+from dipcourse import checks
+from dipcourse.metrics import psnr
+from dipcourse.networks import THESIS_CHANNELS, SkipNet, make_input
+from dipcourse.runs import Run
+from dipcourse.training import (SGLD, InputJitter, Problem, SingleNetwork, adam, data_terms, graphed,
+                                prepare_network, run_device)
 
-THESIS_CHANNELS = (16, 32, 64, 128, 128)   # nd = nu of §3.3 (DIP supplementary material)
+__all__ = ["THESIS_CHANNELS", "SkipNet", "WMVStopper", "dip_steps", "fit_dip", "make_input"]
 
-
-# --------------------------------------------------------------------------------------------
-# The network
-# --------------------------------------------------------------------------------------------
-
-def _conv(in_channels, out_channels, kernel_size, stride=1, bias=True, pad="reflection"):
-    """Convolution that keeps (stride 1) or halves (stride 2) the size, as ``conv`` in DIP's ``common.py``.
-
-    With ``pad="reflection"`` the image is mirrored by (k−1)/2 pixels before an unpadded
-    convolution; ``pad="zero"`` lets the convolution pad with zeros instead.
-    """
-    half = (kernel_size - 1) // 2
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride,
-                     padding=0 if pad == "reflection" else half, bias=bias)
-    if pad == "reflection" and half > 0:
-        return nn.Sequential(nn.ReflectionPad2d(half), conv)
-    return nn.Sequential(conv)
-
-
-def _act():
-    """LeakyReLU with slope 0.2, DIP's default activation."""
-    return nn.LeakyReLU(0.2)
-
-
-class _Level(nn.Module):
-    """One scale of the skip network: a downward branch that wraps the deeper levels, an optional
-    skip branch at this scale, and the upward layers that merge them.
-
-    Mirrors one pass of the loop in DIP's ``skip()``::
-
-        deeper: conv kd stride 2 → BN → act → conv kd → BN → act → [next level] → upsample ×2
-        skip:   conv 1×1 → BN → act                                   (only when ns > 0)
-        up:     concat(skip, deeper) → BN → conv ku → BN → act → conv 1×1 → BN → act
-    """
-
-    def __init__(self, in_channels, nd, nu, ns, deeper_out, inner, kd, ku, upsample, bias, pad, conv1x1_up,
-                 bn_affine):
-        super().__init__()
-
-        def bn(channels):
-            return nn.BatchNorm2d(channels, affine=bn_affine)
-
-        self.skip = None
-        if ns > 0:
-            self.skip = nn.Sequential(_conv(in_channels, ns, 1, bias=bias, pad=pad), bn(ns), _act())
-        self.down = nn.Sequential(
-            _conv(in_channels, nd, kd, stride=2, bias=bias, pad=pad), bn(nd), _act(),
-            _conv(nd, nd, kd, bias=bias, pad=pad), bn(nd), _act())
-        self.inner = inner
-        align = False if upsample in ("bilinear", "bicubic") else None
-        self.upsample = nn.Upsample(scale_factor=2, mode=upsample, align_corners=align)
-        up = [bn(ns + deeper_out), _conv(ns + deeper_out, nu, ku, bias=bias, pad=pad), bn(nu), _act()]
-        if conv1x1_up:
-            up += [_conv(nu, nu, 1, bias=bias, pad=pad), bn(nu), _act()]
-        self.up = nn.Sequential(*up)
-
-    def forward(self, x):
-        deeper = self.down(x)
-        if self.inner is not None:
-            deeper = self.inner(deeper)
-        deeper = self.upsample(deeper)
-        if self.skip is not None:
-            deeper = torch.cat([self.skip(x), deeper], dim=1)
-        return self.up(deeper)
-
-
-class SkipNet(nn.Module):
-    """The DIP encoder–decoder ("skip" architecture of Ulyanov et al., CVPR 2018), G(z; θ) of eq. 10.
-
-    Level i (i = 0 is the finest) halves the image with a stride-2 convolution, and its output is
-    upsampled ×2 back, so an image of side s passes through sides s, s/2, …, s/2^L with L = len(nd).
-
-    Args:
-        in_channels: channels of the noise input z (DIP uses 32 for denoising and inpainting).
-        out_channels: channels of the image (3 for colour).
-        nd: channels of the downward convolutions per level (thesis: [16, 32, 64, 128, 128]).
-        nu: channels of the upward convolutions per level (default: equal to ``nd``, as in the thesis).
-        ns: channels of the 1×1 skip connection per level (thesis: [0]*5, i.e. no skips, a plain
-            encoder–decoder; the original DIP code's default is 4 per level).
-        kd, ku: kernel sizes down and up (thesis: 3 and 3).
-        upsample: ``"bilinear"`` (DIP's choice for denoising) or ``"nearest"`` (its ``skip()`` default).
-        bias: learnable biases in every convolution (DIP's ``need_bias=True``).
-        pad: ``"reflection"`` (DIP's notebooks) or ``"zero"`` (its ``skip()`` default).
-        conv1x1_up: the extra 1×1 convolution + BN + act after each upward convolution
-            (DIP's ``need1x1_up=True``).
-        bn_affine: BatchNorm with a learnable scale and shift per channel (PyTorch's and DIP's default);
-            ``False`` normalises only and adds no parameters.
-
-    Parameter count: with the defaults (the thesis's nd, nu, ns, kd, ku and DIP's other defaults)
-    the network has 1,027,379 parameters; the thesis reports 980,787 (footnote 6). Exactly that
-    number comes out with ``in_channels=3, conv1x1_up=False, bn_affine=False`` (a 3-channel input,
-    no 1×1 upward convolutions, BatchNorm without learnable parameters or not counted) — the
-    thesis does not say which options it used; lesson 02 explains the difference layer by layer.
-
-    Choices that follow the original code: BatchNorm (learnable scale and shift) after every
-    convolution and also on the concatenation before each upward convolution; LeakyReLU(0.2);
-    a final 1×1 convolution to ``out_channels`` followed by a sigmoid so the output lies in (0, 1);
-    bilinear upsampling with ``align_corners=False``. The network stays in training mode, as in DIP:
-    BatchNorm normalises with the statistics of the single input image.
-    """
-
-    def __init__(self, in_channels=32, out_channels=3, nd=THESIS_CHANNELS, nu=None, ns=None, kd=3, ku=3,
-                 upsample="bilinear", bias=True, pad="reflection", conv1x1_up=True, bn_affine=True):
-        super().__init__()
-        nd = list(nd)
-        nu = list(nd if nu is None else nu)
-        ns = [0] * len(nd) if ns is None else list(ns)
-        if not nd or len(nu) != len(nd) or len(ns) != len(nd):
-            raise ValueError(f"nd, nu and ns need one entry per level and at least one level; got "
-                             f"{len(nd)}, {len(nu)} and {len(ns)} entries")
-        if any(not isinstance(c, Integral) or c < 1 for c in nd + nu) or \
-                any(not isinstance(c, Integral) or c < 0 for c in ns):
-            raise ValueError(f"channel counts must be positive integers (ns may be 0); got nd={nd}, nu={nu}, ns={ns}")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, k in (("kd", kd), ("ku", ku)):
-            if not isinstance(k, Integral) or k < 1 or k % 2 == 0:
-                raise ValueError(f"{name} must be a positive odd kernel size (1, 3, 5, ...), got {k!r}")
-        if upsample not in ("bilinear", "nearest", "bicubic"):
-            raise ValueError(f"upsample must be 'bilinear', 'nearest' or 'bicubic', got {upsample!r}")
-        if pad not in ("reflection", "zero"):
-            raise ValueError(f"pad must be 'reflection' or 'zero', got {pad!r}")
-        self.config = dict(in_channels=in_channels, out_channels=out_channels, nd=nd, nu=nu, ns=ns, kd=kd, ku=ku,
-                           upsample=upsample, bias=bias, pad=pad, conv1x1_up=conv1x1_up, bn_affine=bn_affine)
-        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, len(nd)
-        inputs = [in_channels] + nd[:-1]            # level i receives the output of level i-1's down branch
-        level = None
-        for i in reversed(range(len(nd))):           # build from the deepest level outwards
-            deeper_out = nd[i] if level is None else nu[i + 1]
-            level = _Level(inputs[i], nd[i], nu[i], ns[i], deeper_out, level, kd, ku, upsample, bias, pad,
-                           conv1x1_up, bn_affine)
-        self.levels = level
-        self.head = nn.Sequential(_conv(nu[0], out_channels, 1, bias=bias, pad=pad), nn.Sigmoid())
-
-    def forward(self, z):
-        if z.dim() != 4:
-            raise ValueError(f"SkipNet expects a batch (N, C, H, W); got shape {tuple(z.shape)} — "
-                             "use z[None] for a single input")
-        if z.shape[1] != self.in_channels:
-            raise ValueError(f"SkipNet was built for {self.in_channels} input channels, got {z.shape[1]}")
-        self.check_size(z.shape[2], z.shape[3])
-        return self.head(self.levels(z))
-
-    def check_size(self, height, width):
-        """Raise ``ValueError`` unless an image of ``height`` × ``width`` fits the network's depth.
-
-        Every level halves the size and upsampling doubles it back, so each side must be a multiple
-        of 2^depth; the deepest level must keep at least 2 px (reflection padding of a 3×3
-        convolution needs 2). The message lists the sizes and the depths that would work.
-        """
-        depth, unit = self.depth, 2 ** self.depth
-        bad = [s for s in (height, width) if not isinstance(s, Integral) or s % unit != 0 or s // unit < 2]
-        if not bad:
-            return
-        sizes = ", ".join(str(unit * k) for k in range(2, 6))
-        works = [d for d in range(1, 9) if all(isinstance(s, Integral) and s % 2 ** d == 0 and s // 2 ** d >= 2
-                                              for s in (height, width))]
-        hint = (f"depths that fit {height}x{width}: {works} (give nd, nu, ns that many entries)" if works
-                else f"no depth fits {height}x{width}; resize the image to a multiple of a power of two")
-        raise ValueError(f"SkipNet with {depth} levels needs height and width that are multiples of {unit} "
-                         f"and at least {2 * unit} px (e.g. {sizes}, ...); got {height}x{width}. {hint}.")
-
-    def parameter_count(self):
-        """Number of trainable parameters (convolution weights and biases, BatchNorm scales and shifts)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-def make_input(channels, height, width, seed=0):
-    """The fixed network input z: uniform noise on [0, 0.1), shape (1, channels, height, width).
-
-    As DIP's ``get_noise(..., method='noise', noise_type='u', var=1/10)``: U[0, 1) scaled by 0.1.
-    """
-    for name, value in (("channels", channels), ("height", height), ("width", width)):
-        if not isinstance(value, Integral) or value < 1:
-            raise ValueError(f"make_input: {name} must be a positive integer, got {value!r}")
-    generator = torch.Generator().manual_seed(int(seed))
-    return torch.rand(1, channels, height, width, generator=generator) * 0.1
+LOSSES = ("data", "sure")
+OPTIMIZERS = ("adam", "sgld")
 
 
 # --------------------------------------------------------------------------------------------
 # Fitting
 # --------------------------------------------------------------------------------------------
 
-def prepare_network(shape, net=None, z=None, seed=0, in_channels=32, **net_kwargs):
-    """The network G and its fixed input z for an image of ``shape`` (C, H, W), checked against it.
-
-    Every DIP-style run (:func:`fit_dip`, the ADMM variants, the batched runner) builds them here, so
-    the same ``seed`` gives the same θ₀ and z everywhere and DIP and its hybrids start from one network:
-    ``seed_everything(seed)``, then ``SkipNet(in_channels, out_channels=C, **net_kwargs)`` (the thesis
-    network by default), then ``make_input(in_channels, H, W, seed)``. A given ``net`` or ``z`` is used
-    as it is, after checking it fits the image.
-    """
-    channels, height, width = shape
-    if net is None:
-        seed_everything(seed)
-        net = SkipNet(in_channels=in_channels, out_channels=channels, **net_kwargs)
-    if isinstance(net, SkipNet):
-        net.check_size(height, width)
-        if net.out_channels != channels:
-            raise ValueError(f"the network outputs {net.out_channels} channels but the image has "
-                             f"{channels}; build SkipNet(out_channels={channels}, ...)")
-    if z is None:
-        z = make_input(getattr(net, "in_channels", in_channels), height, width, seed=seed)
-    if z.dim() != 4 or z.shape[0] != 1 or tuple(z.shape[2:]) != (height, width):
-        raise ValueError(f"z must have shape (1, C, {height}, {width}) to match the image; "
-                         f"got {tuple(z.shape)} — use make_input(C, {height}, {width})")
-    return net, z
-
-
-def to_device(net, z, device):
-    """``net`` (in training mode) and ``z`` on ``device``, in the memory layout that trains fastest there.
-
-    On the CPU that is channels-last (NHWC): the convolution kernels PyTorch picks for a single image
-    run faster on it (5–30 % per DIP step in our probes, more with one thread than with two).
-    Together with :func:`adam` a DIP step is 1.25–1.32× faster in CPU time on 2 cores
-    (``benchmarks/bench_dip.py``, column "torch defaults"). Only the layout changes, not a single
-    value; ``net`` is converted in place, as ``Module.to`` does.
-    """
-    device = torch.device(device)
-    net, z = net.to(device).train(), z.to(device)
-    if device.type == "cpu":
-        net, z = net.to(memory_format=torch.channels_last), z.contiguous(memory_format=torch.channels_last)
-    return net, z
-
-
-def adam(params, lr, device, capturable=False):
-    """The Adam optimiser of every DIP-style run: ``torch.optim.Adam(params, lr)`` (DIP's optimiser, §3.3).
-
-    On the CPU it uses the fused kernel, which updates all weights in one pass: the default
-    per-tensor loop launches about ten small operations per weight tensor, a quarter of a whole DIP
-    step at 64 px. Same update, same defaults (β = (0.9, 0.999), ε = 1e-8). ``capturable`` is for
-    CUDA-graph capture (:func:`fit_dip` with ``cuda_graph=True``).
-    """
-    fused = torch.device(device).type == "cpu" or None
-    return torch.optim.Adam(params, lr=lr, capturable=capturable, fused=fused)
-
-
-def _validate_fit(A, b, iters, lr, ref, smoothing, reg_noise_std):
-    for name in ("forward", "in_shape", "out_shape"):
-        if not hasattr(A, name):
-            raise TypeError(f"fit_dip: A must be an operator from dipcourse.operators (it lacks .{name}); "
-                            f"got {type(A).__name__}")
-    if not isinstance(b, torch.Tensor):
-        raise TypeError(f"fit_dip: b must be a torch.Tensor (the measurement A x + noise), got {type(b).__name__}")
-    if tuple(b.shape) != tuple(A.out_shape):
-        raise ValueError(f"fit_dip: measurement b has shape {tuple(b.shape)} but the operator's output shape is "
-                         f"{tuple(A.out_shape)}; measure with the same operator (dipcourse.operators.measure(A, x, sigma))")
-    if len(A.in_shape) != 3:
-        raise ValueError(f"fit_dip: the operator must act on images (C, H, W); its in_shape is {tuple(A.in_shape)}")
-    if ref is not None and tuple(ref.shape) != tuple(A.in_shape):
-        raise ValueError(f"fit_dip: ref has shape {tuple(ref.shape)}, the operator's image shape is "
-                         f"{tuple(A.in_shape)}; pass the ground-truth image of that shape")
-    if isinstance(iters, bool) or not isinstance(iters, Integral) or iters < 1:
-        raise ValueError(f"fit_dip: iters must be an integer ≥ 1, got {iters!r}")
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"fit_dip: the learning rate lr must be a positive number (thesis: 0.001), got {lr!r}")
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"fit_dip: smoothing must be in [0, 1) (thesis: 0.9 in r ← 0.9 r + 0.1 x), got {smoothing!r}")
-    if reg_noise_std < 0:
-        raise ValueError(f"fit_dip: reg_noise_std must be ≥ 0 (DIP uses 1/30 for denoising), got {reg_noise_std!r}")
-
-
 def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=None, reg_noise_std=0.0,
-            smoothing=0.9, device=None, progress=True, cuda_graph=False, in_channels=32):
+            smoothing=0.9, device=None, progress=True, cuda_graph=False, in_channels=32, net_kwargs=None,
+            snapshots=(), loss="data", sigma=None, optimizer="adam", weight_decay=0.0, burn_in=0,
+            stopper=None):
     """Fit the deep image prior to the measurement ``b``: Adam on ½‖b − A G(z; θ)‖² (eq. 10).
 
-    Each iteration t = 0, 1, …, iters−1:
+    Each iteration t = 0, 1, …, iters−1 (see :func:`dip_steps`):
 
         1. x_t = G(z + s·η_t; θ_t), η_t ~ N(0, I) fresh noise ("input jitter", DIP's ``reg_noise_std`` = s;
            s = 0 keeps z fixed, as in the thesis)
@@ -307,106 +54,238 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
     The recorded image x_t is the output of the forward pass that produced the gradient (no extra
     forward pass), as in the original DIP code; ``Result.x`` is the last one.
 
+    Remedies for the overfitting that change the loss or the optimiser (lesson 07):
+
+    * ``weight_decay`` = λ adds λ‖θ‖² to the loss: the prior on the weights of eq. (13) with μ = 0, Σ = I
+      (and λ_TV = 0), i.e. L2 regularisation; with Adam it is Adam's ``weight_decay = 2λ``.
+    * ``optimizer="sgld"``: step 3 becomes the Langevin step of eq. (14), θ ← θ − (ε/2)∇L + N(0, ε) with
+      ε = ``lr`` (:class:`dipcourse.training.SGLD`); the iterates are posterior samples, and from iteration
+      ``burn_in`` on their running mean is the estimate: ``Result.extras["posterior_mean"]`` and, with
+      ``ref``, the history column ``"psnr_mean"``.
+    * ``loss="sure"`` (denoising only, A = I, noise level ``sigma``): the network's input is the noisy
+      image itself, G(b; θ), and step 2 minimises Stein's unbiased risk estimate (17),
+      ½‖b − G(b; θ)‖² + σ² div_b G(b; θ), with the divergence estimated by Monte Carlo (:class:`SureLoss`).
+
     Args:
         A: operator from :mod:`dipcourse.operators` (``.forward``, ``.in_shape``, ``.out_shape``).
         b: the measurement, a tensor of shape ``A.out_shape``.
-        iters: number of Adam steps (≥ 1).
-        net: a :class:`SkipNet` (or any module mapping z to an image of ``A.in_shape``); trained in place,
-            so the caller keeps the fitted network. Default: the thesis network, seeded by ``seed``.
-        z: input of shape (1, C_in, H, W). Default: :func:`make_input` with ``in_channels`` and ``seed``.
-        lr: Adam learning rate (thesis 0.001; the DIP notebooks use 0.01).
+        iters: number of steps (≥ 1).
+        net: a network (:class:`SkipNet`, :class:`dipcourse.networks.DeepDecoder`, …); trained in place, so
+            the caller keeps the fitted network. Default: ``SkipNet(in_channels, **net_kwargs)`` seeded by
+            ``seed`` — the thesis network when ``net_kwargs`` is empty.
+        z: input of shape (1, *net.input_shape(H, W)). Default: the network's own (seeded) input.
+        lr: learning rate (Adam; thesis 0.001, the DIP notebooks use 0.01), or SGLD's step ε.
         ref: ground truth for PSNR reporting only; the fit never sees it.
-        seed: seeds the default network, the default input and the jitter; same seed, same device →
-            the same history.
-        callback: ``callback(iteration, x, tracker)`` after each iteration; return ``True`` to stop
-            (stop button, early stopping). ``x`` is only valid during the call: ``clone()`` it to keep it.
+        seed: seeds the default network, its input, the jitter and the random draws of SGLD and SURE; same
+            seed, same device and thread count → the same history.
+        callback: ``callback(it)`` with a :class:`dipcourse.runs.Iterate` after each iteration; return
+            ``True`` to stop (stop button, early stopping).
         reg_noise_std: standard deviation s of the input jitter (DIP uses 1/30 for denoising; 0 here).
         smoothing: factor of the running average r ← smoothing·r + (1 − smoothing)·x (thesis 0.9).
-        device: ``"cpu"``, ``"cuda"``, ... Default: the network's device when ``net`` is given, else the
-            CPU; pass ``dipcourse.config.default_device()`` to use a GPU when there is one.
-        progress: show a ``tqdm`` progress bar.
-        cuda_graph: CUDA only. Capture one whole iteration (forward, backward, Adam with
-            ``capturable=True``) in a CUDA graph and replay it; the first three iterations run eagerly
-            as the warm-up the capture needs. Removes the per-kernel launch cost that dominates small
-            images on a GPU. Refused on the CPU.
-        in_channels: channels of the default input z (DIP: 32).
+        device: ``"cpu"``, ``"cuda"``, … Default: the network's device when ``net`` is given, else the CPU;
+            pass ``dipcourse.config.default_device()`` to use a GPU when there is one.
+        progress: show a progress bar.
+        cuda_graph: CUDA only: record one whole iteration in a CUDA graph and replay it
+            (:func:`dipcourse.training.graphed`), which removes the kernel-launch cost that dominates small
+            images on a GPU. Adam and the data loss only.
+        in_channels: channels of the default network's input (DIP: 32; with ``loss="sure"``, C).
+        net_kwargs: settings of the default :class:`SkipNet` (e.g. ``dict(ns=[4] * 5)``).
+        snapshots: iterations whose image to keep in ``Result.snapshots`` (thesis Fig 5).
+        loss: ``"data"`` (eq. 10) or ``"sure"`` (eq. 17).
+        sigma: the noise level, for ``loss="sure"``.
+        optimizer: ``"adam"`` (§3.3) or ``"sgld"`` (eq. 14).
+        weight_decay: λ ≥ 0 of the prior λ‖θ‖² (eq. 13 with μ = 0, Σ = I).
+        burn_in: SGLD only: the first iteration whose sample enters the posterior mean.
+        stopper: a :class:`WMVStopper` fed every iterate; it ends the run when it fires if it was made
+            with ``stop=True``. It stays in ``Result.extras["stopper"]`` with its choice.
 
     Returns:
         :class:`dipcourse.Result` with history keys ``iteration``, ``loss``, ``time_cpu``, ``time_wall``
         and, with ``ref``, ``psnr`` and ``psnr_smoothed``; ``params`` holds the settings and
-        ``stopped_at`` (the iteration a callback stopped at, else ``None``).
+        ``stopped_at`` (the iteration a callback or the stopper stopped at, else ``None``).
     """
-    _validate_fit(A, b, iters, lr, ref, smoothing, reg_noise_std)
-    if device is None:
-        device = next(net.parameters()).device if net is not None else torch.device("cpu")
-    device = torch.device(device)
-    if cuda_graph and device.type != "cuda":
+    where = "fit_dip"
+    problem = Problem.checked(where, A, b, ref)
+    options = dip_options(where, iters=iters, lr=lr, seed=seed, reg_noise_std=reg_noise_std, smoothing=smoothing,
+                          progress=progress, cuda_graph=cuda_graph, callback=callback, snapshots=snapshots,
+                          loss=loss, sigma=sigma, optimizer=optimizer, weight_decay=weight_decay,
+                          burn_in=burn_in)
+    dev = run_device(device, net, where)
+    if options["cuda_graph"] and dev.type != "cuda":
         raise ValueError("fit_dip: cuda_graph=True needs a CUDA device (device='cuda'); on the CPU leave it False")
-    net, z = prepare_network(A.in_shape, net=net, z=z, seed=seed, in_channels=in_channels)
+    if loss == "sure":
+        z, in_channels = sure_input(where, problem, z), problem.shape[0]
+    net, z = prepare_network(problem.shape, net=net, z=z, seed=seed, in_channels=in_channels,
+                             dtype=b.dtype, **(net_kwargs or {}))
+    networks = SingleNetwork(net, z, dev)
+    if stopper is not None and not isinstance(stopper, WMVStopper):
+        raise TypeError(f"fit_dip: stopper must be a WMVStopper, got {type(stopper).__name__}")
+    return dip_steps([problem], networks, [seed], stoppers=[stopper], **options)[0]
 
-    net, z = to_device(net, z, device)
-    b = b.to(device)                           # the operators move their own tensors to x's device
-    jitter = torch.Generator(device=device).manual_seed(int(seed) + 1)
-    noise = torch.zeros_like(z)
-    optimizer = adam(net.parameters(), lr, device, capturable=cuda_graph)
+
+def dip_options(where, *, iters, lr, seed, reg_noise_std, smoothing, progress, cuda_graph, callback, snapshots,
+                loss, sigma, optimizer, weight_decay, burn_in):
+    """The settings of a DIP run, checked (one place for :func:`fit_dip` and the batched runner)."""
+    options = dict(
+        iters=checks.iters(iters, where),
+        lr=checks.lr(lr, where),
+        reg_noise_std=checks.nonnegative(reg_noise_std, "reg_noise_std", where,
+                                         hint="DIP uses 1/30 for denoising"),
+        smoothing=checks.number(smoothing, "smoothing", where, minimum=0, maximum=1, strict_max=True,
+                                hint="the thesis's running average uses 0.9"),
+        progress=checks.flag(progress, "progress", where),
+        cuda_graph=checks.flag(cuda_graph, "cuda_graph", where),
+        callback=None if callback is None else checks.function(callback, "callback", where),
+        snapshots=tuple(checks.integer(t, "snapshots", where, minimum=0) for t in snapshots),
+        loss=checks.choice(loss, "loss", where, LOSSES),
+        sigma=None if sigma is None else checks.sigma(sigma, where),
+        optimizer=checks.choice(optimizer, "optimizer", where, OPTIMIZERS),
+        weight_decay=checks.nonnegative(weight_decay, "weight_decay", where, hint="λ of the prior λ‖θ‖² (eq. 13)"),
+        burn_in=checks.integer(burn_in, "burn_in", where, minimum=0),
+    )
+    checks.seed(seed, where)
+    if options["loss"] == "sure" and options["sigma"] is None:
+        raise ValueError(f"{where}: loss='sure' needs the noise level: pass sigma=... (e.g. 25/255), the σ of "
+                         "b = x + ε that SURE's divergence term (eq. 17) is weighted by")
+    if options["cuda_graph"] and (options["loss"], options["optimizer"]) != ("data", "adam"):
+        raise ValueError(f"{where}: cuda_graph=True works with the plain loss and Adam only "
+                         f"(got loss={loss!r}, optimizer={optimizer!r})")
+    return options
+
+
+def dip_steps(problems, networks, seeds, *, iters, lr, reg_noise_std=0.0, smoothing=0.9, progress=True,
+              cuda_graph=False, callback=None, snapshots=(), loss="data", sigma=None, optimizer="adam",
+              weight_decay=0.0, burn_in=0, stoppers=None):
+    """DIP's loop for K problems and their K networks (``networks()`` returns K images; K = 1 for
+    :func:`fit_dip`, K > 1 for :func:`dipcourse.batched.fit_many`). Returns one Result per problem.
+
+    The images' losses are summed before the backward pass: each depends on its own network's weights
+    only, so the gradient for network k is that of its own loss, and Adam, which is elementwise, makes
+    the K updates of K separate runs.
+    """
+    device = networks.device
+    count = len(problems)
+    jitter = InputJitter(networks.z, reg_noise_std, seeds, device)
+    if optimizer == "sgld":
+        generator = torch.Generator(device=device).manual_seed(int(seeds[0]) + 2)
+        step_rule = SGLD(networks.parameters(), lr, generator)
+        decay = weight_decay
+    else:
+        step_rule = adam(networks.parameters(), lr, device, capturable=cuda_graph, weight_decay=2 * weight_decay)
+        decay = 0.0                                   # Adam adds 2λθ to the gradient itself
+    sure = SureLoss(sigma, networks.z, seeds) if loss == "sure" else None
+    posterior = PosteriorMean(burn_in) if optimizer == "sgld" else None
+    stoppers = [s for s in (stoppers or []) if s is not None]
+    params = dict(method="dip", iters=iters, lr=lr, seed=seeds[0] if count == 1 else list(seeds),
+                  reg_noise_std=reg_noise_std, smoothing=smoothing, device=str(device), cuda_graph=cuda_graph,
+                  loss=loss, sigma=sigma, optimizer=optimizer, weight_decay=weight_decay,
+                  net=dict(getattr(networks.network(0), "config", {})))
+    run = Run("DIP" if count == 1 else f"DIP ×{count}", [p.ref for p in problems], iters, params=params,
+              callback=callback, progress=progress, smoothing=smoothing, snapshots=snapshots, first=0,
+              hint="The step was too large for this problem: lower lr (the thesis uses 0.001).")
 
     def step():
-        """Lines 1-3: forward with jittered input, loss, backward, Adam step. Returns (x_t, loss_t)."""
-        optimizer.zero_grad(set_to_none=not cuda_graph)
-        x = net(z + reg_noise_std * noise if reg_noise_std > 0 else z)[0]
-        loss = 0.5 * torch.sum((b - A.forward(x)) ** 2)
-        loss.backward()
-        optimizer.step()
-        return x.detach(), loss.detach()
+        """Lines 1-3: forward with the (jittered) input, loss, backward, one optimiser step."""
+        step_rule.zero_grad(set_to_none=not cuda_graph)
+        x = networks(jitter.value())                                      # 1. x_t = G(z + s·η_t; θ_t)
+        losses = data_terms(problems, x) if sure is None else sure(problems, networks, x)   # 2. loss_t
+        total = losses.sum()
+        if decay:
+            total = total + decay * sum(torch.sum(p ** 2) for p in networks.parameters())
+        total.backward()                                                  # 3. θ_{t+1}
+        step_rule.step()
+        return x.detach(), losses.detach()
 
-    params = dict(method="dip", iters=iters, lr=lr, seed=seed, reg_noise_std=reg_noise_std, smoothing=smoothing,
-                  device=str(device), cuda_graph=cuda_graph, net=dict(getattr(net, "config", {})))
-    tracker = Tracker(ref=None if ref is None else ref.to(device), smoothing=smoothing, params=params)
-    graph = graph_outputs = None
-    stopped_at = None
-    for it in trange(iters, disable=not progress, desc="DIP", leave=False):
-        if reg_noise_std > 0:
-            noise.normal_(generator=jitter)             # same draws on both paths: same history
-        if graph is not None:
-            graph.replay()                              # one whole iteration, recorded once
-            x, loss = graph_outputs
-        elif cuda_graph:
-            x, loss = _on_side_stream(step, device)     # warm-up iterations (they count as iterations)
-            if it == _GRAPH_WARMUP - 1:
-                graph, graph_outputs = _capture(step, device)
-        else:
-            x, loss = step()
-        tracker.step(it, x, loss=loss.item())
-        if callback is not None and callback(it, x, tracker):
-            stopped_at = it
+    step = graphed(step, device) if cuda_graph else step
+    for t in run:
+        jitter.draw()                       # outside the step: the same draws whether or not it is a graph
+        if sure is not None:
+            sure.draw()
+        x, losses = step()
+        extra = {}
+        if posterior is not None:
+            extra = posterior.update(t, x, problems)
+        stop = run.record(t, x, loss=losses, **extra)                     # 4. record x_t
+        for k, stopper in enumerate(stoppers):
+            stop = stopper.update(x[k]) and stopper.stop or stop
+        if stop:
+            run.stopped_at = t
             break
-    return tracker.result(x, stopped_at=stopped_at)
+    results = run.results(x)
+    for k, result in enumerate(results):
+        if posterior is not None:
+            result.extras["posterior_mean"] = posterior.mean[k].cpu().clone()
+        if stoppers:
+            result.extras["stopper"] = stoppers[k]
+    return results
 
 
-_GRAPH_WARMUP = 3   # eager iterations before the capture, as in PyTorch's whole-network capture example
+# --------------------------------------------------------------------------------------------
+# The remedies that change the loss (SURE) or read the samples (SGLD's posterior mean)
+# --------------------------------------------------------------------------------------------
+
+def sure_input(where, problem, z):
+    """The network input of SURE training: the noisy image b itself (eq. 16–17 write G(b; θ))."""
+    from dipcourse.operators import Identity
+
+    if not isinstance(problem.A, Identity):
+        raise ValueError(f"{where}: loss='sure' is for denoising only (A = Identity): Stein's estimate (15–17) "
+                         f"needs b = x + ε with every entry observed, got {type(problem.A).__name__}")
+    if z is not None:
+        raise ValueError(f"{where}: with loss='sure' the network's input is the noisy image b itself "
+                         "(eq. 16–17: G(b; θ)); do not pass z")
+    return problem.b[None]
 
 
-def _on_side_stream(step, device):
-    """Run ``step`` on a side stream, as PyTorch asks for the warm-up before a CUDA graph capture."""
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        outputs = step()
-    torch.cuda.current_stream(device).wait_stream(side)
-    return outputs
+class SureLoss:
+    """Stein's unbiased risk estimate as a training loss, thesis eq. (17), for denoising b = x + ε, ε ~ N(0, σ²I):
 
+        L(θ) = ½‖b − G(b; θ)‖² + σ² div_b G(b; θ),      div_b G = Tr(∂G(b; θ)/∂b),
 
-def _capture(step, device):
-    """Record one call of ``step`` in a CUDA graph; returns the graph and its (static) outputs.
+    which up to a constant is (N/2) × the expected error (1/N)‖x − G(b; θ)‖² of eq. (16). The trace of the
+    n × n Jacobian is out of reach, so it is estimated by Monte Carlo (Ramani, Blu & Unser 2008):
 
-    Capturing only records kernels, it runs none, so the weights are untouched by it; each
-    ``replay()`` is then exactly one more iteration reading and writing the same buffers.
+        div_b G ≈ εᵀ (G(b + δ ε; θ) − G(b; θ)) / δ,      ε ~ N(0, I) drawn afresh each iteration,
+
+    unbiased as δ → 0 (exact for a linear G) and costing one more forward pass. δ = σ/1000 by default.
     """
-    torch.cuda.synchronize(device)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        outputs = step()
-    return graph, outputs
+
+    def __init__(self, sigma, z, seeds, delta=None):
+        self.sigma = sigma
+        self.delta = sigma / 1000 if delta is None else delta
+        self.direction = torch.zeros_like(z)
+        self.generators = [torch.Generator(device=z.device).manual_seed(int(s) + 3) for s in seeds]
+
+    def draw(self):
+        for k, generator in enumerate(self.generators):
+            self.direction[k].normal_(generator=generator)
+
+    def divergence(self, networks, x):
+        """εᵀ(G(b + δε) − G(b))/δ per image: the Monte-Carlo estimate of div_b G."""
+        shifted = networks(self.delta * self.direction)
+        return torch.sum(self.direction.reshape(x.shape) * (shifted - x), dim=(1, 2, 3)) / self.delta
+
+    def __call__(self, problems, networks, x):
+        return data_terms(problems, x) + self.sigma ** 2 * self.divergence(networks, x)
+
+
+class PosteriorMean:
+    """The running mean of SGLD's samples x_t for t ≥ ``burn_in`` — the posterior-mean estimate of
+    Cheng et al. (2019); before the burn-in it is the current sample."""
+
+    def __init__(self, burn_in):
+        self.burn_in, self.count, self.mean = burn_in, 0, None
+
+    def update(self, t, x, problems):
+        if t < self.burn_in or self.mean is None:
+            self.mean = x.clone()
+        if t >= self.burn_in:
+            self.count += 1
+            self.mean += (x - self.mean) / self.count
+        refs = [p.ref for p in problems]
+        if any(ref is None for ref in refs):
+            return {}
+        return {"psnr_mean": [psnr(ref, m) for ref, m in zip(refs, self.mean)]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,25 +306,26 @@ class WMVStopper:
     search before that — the detector takes the first minimum that stands for P iterations, not the
     global one. W and P scale with the time to the peak.) The detector keeps the minimum of VAR_t;
     ``best_iteration`` is the t (0-based count of updates, the index of the *newest* iterate of the
-    minimising window — the paper returns that iterate) where it was reached. :meth:`update`
-    returns ``True`` once VAR has not reached a new minimum for ``patience`` iterations; from then on
-    the detector is finished (``stopped_at`` is set): later updates return ``True`` and change
-    nothing, so ``best_iteration`` stays the detector's choice even if training goes on.
+    minimising window — the paper returns that iterate) where it was reached, and ``best_image`` that
+    iterate. :meth:`update` returns ``True`` once VAR has not reached a new minimum for ``patience``
+    iterations; from then on the detector is finished (``stopped_at`` is set): later updates return
+    ``True`` and change nothing, so ``best_iteration`` stays the detector's choice even if training goes on.
+    Given to :func:`fit_dip` as ``stopper=``, it ends the run when it fires if ``stop`` is ``True``.
 
     Cost per update: O(image). Running sums S = Σ x and Q = Σ ‖x‖² (in float64, on the CPU) over the
     deque of the last W iterates give VAR_t = Q/W − ‖S/W‖² without touching the whole window.
     """
 
-    def __init__(self, window=100, patience=1000):
-        for name, value in (("window", window), ("patience", patience)):
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"WMVStopper: {name} must be an integer ≥ 1, got {value!r}")
-        self.window, self.patience = int(window), int(patience)
+    def __init__(self, window=100, patience=1000, stop=False):
+        self.window = checks.integer(window, "window", "WMVStopper", minimum=1)
+        self.patience = checks.integer(patience, "patience", "WMVStopper", minimum=1)
+        self.stop = checks.flag(stop, "stop", "WMVStopper")
         self.queue = deque()
         self.sum = None
         self.sum_sq = 0.0
         self.count = 0
         self.best_iteration = None
+        self.best_image = None
         self.best_variance = math.inf
         self.variances = []   # VAR_t for t = window−1, window, … (index t − window + 1)
         self.stopped_at = None
@@ -454,7 +334,8 @@ class WMVStopper:
         """Add the next iterate; returns ``True`` when stopping is advised (no new minimum for ``patience``)."""
         if self.stopped_at is not None:
             return True
-        x = torch.as_tensor(x).detach().to(dtype=torch.float64, device="cpu", copy=True)
+        x = checks.tensor(torch.as_tensor(x), "x", "WMVStopper.update")
+        x = x.detach().to(dtype=torch.float64, device="cpu", copy=True)
         if self.sum is None:
             self.sum = torch.zeros_like(x)
         elif x.shape != self.sum.shape:
@@ -475,7 +356,7 @@ class WMVStopper:
         variance = max(self.sum_sq / self.window - float(torch.sum(mean * mean)), 0.0)
         self.variances.append(variance)
         if variance < self.best_variance:
-            self.best_variance, self.best_iteration = variance, t
+            self.best_variance, self.best_iteration, self.best_image = variance, t, x.float()
         if t - self.best_iteration >= self.patience:
             self.stopped_at = t
         return self.stopped_at is not None

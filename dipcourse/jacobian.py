@@ -41,6 +41,7 @@ import scipy.sparse.linalg
 import torch
 from torch.func import functional_call, jvp, replace_all_batch_norm_modules_, vjp, vmap
 
+from dipcourse import checks
 from dipcourse.operators import LinearOperator
 
 
@@ -62,14 +63,16 @@ class _NetworkFunction:
     """
 
     def __init__(self, net, z, dtype=None):
+        where = "jacobian"
         if not isinstance(net, torch.nn.Module):
             raise TypeError(f"net must be a torch.nn.Module (e.g. dipcourse.dip.SkipNet), got {type(net).__name__}")
-        if not isinstance(z, torch.Tensor):
-            raise TypeError(f"z must be a torch.Tensor (e.g. from dipcourse.dip.make_input), got {type(z).__name__}")
+        checks.tensor(z, "z", where, ndim=(3, 4), hint="the network's input, e.g. from dipcourse.dip.make_input")
         if z.dim() == 3:
             z = z.unsqueeze(0)
-        if z.dim() != 4 or z.shape[0] != 1:
-            raise ValueError(f"z must have shape (C, H, W) or (1, C, H, W), got {tuple(z.shape)}")
+        if z.shape[0] != 1:
+            raise ValueError(f"{where}: z must have shape (C, H, W) or (1, C, H, W), got {tuple(z.shape)}")
+        if dtype is not None and dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{where}: dtype must be torch.float32 or torch.float64, got {dtype}")
         module = copy.deepcopy(net)
         module.train()
         # Drop running statistics: BatchNorm then always normalises with the batch's own mean/variance,
@@ -86,8 +89,8 @@ class _NetworkFunction:
         self.buffers = {name: b.detach() for name, b in module.named_buffers()}
         try:
             with torch.no_grad():
-                out = self(self.params)
-        except RuntimeError as err:
+                out = functional_call(self.module, (self.params, self.buffers), (self.z,))
+        except (RuntimeError, ValueError) as err:
             raise ValueError(f"the network cannot take an input of shape {tuple(self.z.shape)} ({err}). "
                              "For dipcourse.dip.SkipNet use height and width divisible by 2**len(nd), "
                              "e.g. 32, 64 or 128 with the thesis's five levels.") from err
@@ -116,6 +119,9 @@ class _NetworkFunction:
 
 
 def _to_torch(x, f):
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("jacobian: the vector(s) multiplied by J Jᵀ contain NaN or infinite entries")
     return torch.as_tensor(np.ascontiguousarray(x)).to(device=f.device, dtype=f.dtype)
 
 
@@ -151,21 +157,27 @@ def jjt_operator(net, z, dtype=None, batch_size=64):
 def ntk_gram(net, z, max_bytes=DEFAULT_GRAM_BYTES, dtype=None, batch_size=64):
     """The exact n × n matrix J Jᵀ (float64 NumPy), column block by column block: J Jᵀ [e_i … e_j].
 
-    Each block is a batch of VJPs (rows of J, Jᵀe_i) pushed forward by JVPs. Refuses outputs whose
-    matrix would need more than ``max_bytes`` (default 2 GiB, i.e. n ≤ 16384): use
-    :func:`top_eigenpairs` for larger images.
+    Each block is a batch of VJPs (rows of J, Jᵀe_i) pushed forward by JVPs. Refuses outputs whose matrix
+    would need more than ``max_bytes`` (default 2 GiB, i.e. n ≤ 16384): use :func:`top_eigenpairs` for
+    larger images. The count includes the working memory of one block (its unit vectors and products, in
+    the network's dtype and in float64), which is all that is needed besides the matrix itself.
     """
+    checks.integer(batch_size, "batch_size", "ntk_gram", minimum=1)
     f = _NetworkFunction(net, z, dtype=dtype)
-    need = 8 * f.n ** 2
-    if need > max_bytes:
+    block = min(batch_size, f.n)
+    need = 8 * f.n ** 2 + f.n * block * (2 * f.dtype.itemsize + 8)
+    if need > checks.positive(max_bytes, "max_bytes", "ntk_gram"):
         raise ValueError(f"ntk_gram: the {f.n} x {f.n} matrix J Jᵀ of an output of shape {f.out_shape} needs "
-                         f"{need / 2**30:.1f} GiB, above max_bytes={max_bytes / 2**30:.1f} GiB. Use a smaller "
-                         "image, raise max_bytes, or compute only the leading eigenpairs with top_eigenpairs().")
+                         f"{need / 2**30:.2f} GiB with its working memory, above max_bytes={max_bytes / 2**30:.2f} "
+                         "GiB. Use a smaller image, raise max_bytes, or compute only the leading eigenpairs with "
+                         "top_eigenpairs().")
     gram = np.empty((f.n, f.n))
-    eye = torch.eye(f.n, dtype=f.dtype, device=f.device)
     with torch.no_grad():
-        for i in range(0, f.n, batch_size):
-            gram[:, i:i + batch_size] = f.jjt_block(eye[:, i:i + batch_size], batch_size).double().cpu().numpy()
+        for i in range(0, f.n, block):
+            columns = min(block, f.n - i)
+            unit = torch.zeros(f.n, columns, dtype=f.dtype, device=f.device)
+            unit[torch.arange(i, i + columns), torch.arange(columns)] = 1.0
+            gram[:, i:i + columns] = f.jjt_block(unit, block).double().cpu().numpy()
     return gram
 
 
@@ -193,10 +205,12 @@ def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, block_size=None, max_pa
         ``(eigenvalues, eigenvectors)``: NumPy float64 arrays of shapes (k,) and (n, k); column i
         reshaped to the output shape (C, H, W) is the i-th eigen-image.
     """
-    if method not in ("arpack", "block"):
-        raise ValueError(f"method must be 'arpack' or 'block', got {method!r}")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    where = "top_eigenpairs"
+    checks.choice(method, "method", where, ("arpack", "block"))
+    k = checks.integer(k, "k", where, minimum=1, hint="how many eigenpairs")
+    tol = checks.positive(tol, "tol", where, hint="the residual bar relative to λ_max, e.g. 1e-3")
+    seed = checks.seed(seed, where)
+    batch_size = checks.integer(batch_size, "batch_size", where, minimum=1)
     f = _NetworkFunction(net, z, dtype=dtype)
     if not 1 <= k < f.n:
         raise ValueError(f"k={k} must satisfy 1 ≤ k < n = {f.n} (the number of outputs {f.out_shape}); "
@@ -204,10 +218,10 @@ def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, block_size=None, max_pa
     if method == "arpack":
         values, vectors, info = _arpack(f, k, seed)
     else:
-        block = min(max(k, 8), batch_size) if block_size is None else int(block_size)
-        if block < 1:
-            raise ValueError(f"block_size must be ≥ 1, got {block_size}")
-        passes = -(-min(f.n, 8 * (k + block)) // block) if max_passes is None else int(max_passes)
+        block = min(max(k, 8), batch_size) if block_size is None else \
+            checks.integer(block_size, "block_size", where, minimum=1)
+        passes = -(-min(f.n, 8 * (k + block)) // block) if max_passes is None else \
+            checks.integer(max_passes, "max_passes", where, minimum=1)
         values, vectors, info = _block_lanczos(f, k, tol, block, passes, seed, batch_size)
     return (values, vectors, info) if return_info else (values, vectors)
 
@@ -341,16 +355,32 @@ def low_frequency_share(vectors, shape, cutoff=0.25):
 # Linearised dynamics (39)–(43)
 # --------------------------------------------------------------------------------------------------
 
-def _check_basis(values, U, n=None, p=None):
+def _check_basis(values, U, n=None, p=None, where="jacobian"):
+    """Eigenvalues (k,) and orthonormal eigenvectors (n, k) as float64 arrays, checked; ``p`` within 1..k."""
     values, U = np.asarray(values, dtype=np.float64), np.asarray(U, dtype=np.float64)
     if U.ndim != 2 or values.shape != (U.shape[1],):
-        raise ValueError(f"need eigenvalues of shape (k,) and eigenvectors of shape (n, k); got {values.shape} "
-                         f"and {U.shape}")
+        raise ValueError(f"{where}: need eigenvalues of shape (k,) and eigenvectors of shape (n, k); got "
+                         f"{values.shape} and {U.shape}")
+    if not (np.isfinite(values).all() and np.isfinite(U).all()):
+        raise ValueError(f"{where}: the eigenvalues or eigenvectors contain NaN or infinite entries")
     if n is not None and U.shape[0] != n:
-        raise ValueError(f"eigenvectors have {U.shape[0]} entries but the image has {n}")
-    if p is not None and not 1 <= p <= U.shape[1]:
-        raise ValueError(f"p={p} must be between 1 and the number of computed eigenvectors, {U.shape[1]}")
+        raise ValueError(f"{where}: eigenvectors have {U.shape[0]} entries but the image has {n}")
+    if p is not None:
+        checks.integer(p, "p", where, minimum=1, maximum=U.shape[1],
+                       hint=f"the number of directions, at most the {U.shape[1]} eigenvectors computed")
+    _check_orthonormal(U, where)
     return values, U
+
+
+def _check_orthonormal(U, where):
+    """U must have orthonormal columns: checked on two random vectors, ‖U y‖ = ‖y‖ (O(n·k), not O(n·k²))."""
+    if U.shape[1] == 0:
+        return
+    probes = np.random.default_rng(0).standard_normal((U.shape[1], 2))
+    ratio = np.linalg.norm(U @ probes, axis=0) / np.linalg.norm(probes, axis=0)
+    if np.abs(ratio - 1).max() > 1e-3:
+        raise ValueError(f"{where}: the columns of U must be orthonormal (UᵀU = I), as the eigenvectors from "
+                         f"top_eigenpairs or numpy.linalg.eigh are; ‖Uy‖/‖y‖ was {ratio.round(4).tolist()}")
 
 
 def _flat(x):
@@ -365,8 +395,10 @@ def predict_residuals(r0, values, U, lr, steps):
     is counted as not yet fitted (exact when k = n). Returns a NumPy array of ``steps + 1`` norms.
     """
     r0 = _flat(r0)
-    values, U = _check_basis(values, U, n=r0.size)
-    if lr <= 0 or lr * values.max() >= 2:
+    values, U = _check_basis(values, U, n=r0.size, where="predict_residuals")
+    lr = checks.lr(lr, "predict_residuals")
+    steps = checks.integer(steps, "steps", "predict_residuals", minimum=0)
+    if lr * values.max() >= 2:
         raise ValueError(f"gradient descent on (38) converges only for 0 < lr < 2/λ_max = {2 / values.max():.3g}; "
                          f"got lr={lr}")
     coeff = U.T @ r0
@@ -383,8 +415,9 @@ def generalization_terms(values, U, x_true, noise, g0, lr, steps, p):
     their sum. σ²_min is the smallest eigenvalue given; pass the full spectrum for the exact bound.
     """
     x_true, noise, g0 = _flat(x_true), _flat(noise), _flat(g0)
-    values, U = _check_basis(values, U, n=x_true.size, p=p)
-    t = np.arange(steps + 1)
+    values, U = _check_basis(values, U, n=x_true.size, p=p, where="generalization_terms")
+    lr = checks.lr(lr, "generalization_terms")
+    t = np.arange(checks.integer(steps, "steps", "generalization_terms", minimum=0) + 1)
     terms = {
         "init": (1.0 - lr * values.min()) ** t * np.linalg.norm(g0),
         "image": (1.0 - lr * values[p - 1]) ** t * np.linalg.norm(x_true),
@@ -403,7 +436,7 @@ def subspace_limit(b, g0, U, p):
     """
     b_flat, g0_flat = _flat(b), _flat(g0)
     U = np.asarray(U, dtype=np.float64)
-    _check_basis(np.zeros(U.shape[1] if U.ndim == 2 else 0), U, n=b_flat.size, p=p)
+    _check_basis(np.zeros(U.shape[1] if U.ndim == 2 else 0), U, n=b_flat.size, p=p, where="subspace_limit")
     Up = U[:, :p]
     limit = g0_flat + Up @ (Up.T @ (b_flat - g0_flat))
     return torch.from_numpy(limit).float().reshape(torch.as_tensor(b).shape)
@@ -416,9 +449,11 @@ def gradient_descent_residuals(net, z, b, lr, steps, dtype=None):
     step ``lr``. Works on a copy; ``net`` is not modified. Returns a NumPy array of ``steps + 1`` norms.
     """
     f = _NetworkFunction(net, z, dtype=dtype)
-    b = torch.as_tensor(b).detach().to(device=f.device, dtype=f.dtype).reshape(-1)
-    if b.numel() != f.n:
-        raise ValueError(f"b has {b.numel()} entries but the network outputs {f.out_shape}")
+    checks.tensor(b, "b", "gradient_descent_residuals", shape=f.out_shape,
+                  hint="the noisy image, of the network's output shape")
+    lr = checks.lr(lr, "gradient_descent_residuals")
+    steps = checks.integer(steps, "steps", "gradient_descent_residuals", minimum=0)
+    b = b.detach().to(device=f.device, dtype=f.dtype).reshape(-1)
     params = {name: p.clone() for name, p in f.params.items()}
     norms = []
     for _ in range(steps + 1):
@@ -476,14 +511,14 @@ def fit_along_directions(b, U, iters, net=None, z=None, lr=1e-3, ref=None, seed=
     """
     from dipcourse.dip import fit_dip
 
-    b = torch.as_tensor(b, dtype=torch.float32)
+    where = "fit_along_directions"
+    checks.image(b, "b", where)
     U = np.asarray(U)
     k = U.shape[1] if U.ndim == 2 else 0
     p = k if p is None else p
     if U.ndim != 2 or U.shape[0] != b.numel():
-        raise ValueError(f"U must have shape (n, k) with n = b.numel() = {b.numel()}; got {U.shape}")
-    if not isinstance(p, (int, np.integer)) or not 1 <= p <= k:
-        raise ValueError(f"p={p} must be an integer between 1 and the number of eigenvectors in U, {k}")
+        raise ValueError(f"{where}: U must have shape (n, k) with n = b.numel() = {b.numel()}; got {U.shape}")
+    _check_basis(np.zeros(k), U, p=p, where=where)
     A = Subspace(U[:, :p], b.shape)
     result = fit_dip(A, A.forward(b), iters, net=net, z=z, lr=lr, ref=ref, seed=seed, **fit_kwargs)
     result.params.update({"algorithm": "fit_along_directions", "p": int(p)})

@@ -3,19 +3,26 @@ import math
 
 import torch
 
+from dipcourse import checks
+
 
 def psnr(ref, img):
     """Peak signal-to-noise ratio in dB, eq. (35): 20 log10( max(ref) / sqrt(mse(ref, img)) ).
 
-    The peak is the maximum of the reference image, as in the thesis (not a fixed 1.0).
+    The peak is the maximum of the reference image, as in the thesis (not a fixed 1.0). Identical images
+    give +inf. Both arguments must be finite float tensors of one shape (NaN would make the PSNR
+    meaningless), and the reference's maximum must be positive.
     """
-    ref = torch.as_tensor(ref)
-    img = torch.as_tensor(img)
+    checks.tensor(ref, "ref", "psnr")
+    checks.tensor(img, "img", "psnr")
     if ref.shape != img.shape:
         raise ValueError(f"psnr: shapes differ, ref {tuple(ref.shape)} vs img {tuple(img.shape)}; "
                          "compare images of the same (C, H, W) shape")
-    mse = torch.mean((ref.detach().double() - img.detach().to(ref.device).double()) ** 2).item()
     peak = ref.max().item()
+    if peak <= 0:
+        raise ValueError(f"psnr: the reference's maximum is {peak:g}; eq. (35) needs a positive peak "
+                         "(is ref an all-black image, or did you swap ref and img?)")
+    mse = torch.mean((ref.detach().double() - img.detach().to(ref.device).double()) ** 2).item()
     if mse == 0.0:
         return math.inf
     return 20.0 * math.log10(peak / math.sqrt(mse))

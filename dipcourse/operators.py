@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator as ScipyLinearOperator
 from scipy.sparse.linalg import eigsh
 
+from dipcourse import checks
+
 #: GaussianCS refuses matrices larger than this (bytes, float32). 256 MiB keeps the matrix, its
 #: Gram matrix (at most as large again) and a double-precision copy in a laptop's memory.
 GAUSSIAN_CS_MAX_BYTES = 256 * 2**20
@@ -59,12 +61,7 @@ def _image_shape(shape, name):
 
 
 def _check_rho(rho):
-    if isinstance(rho, torch.Tensor):
-        rho = rho.item()
-    if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not rho > 0 \
-            or not math.isfinite(rho):
-        raise ValueError(f"rho must be a positive finite number (the ADMM penalty ρ > 0), got {rho!r}")
-    return float(rho)
+    return checks.rho(rho, "solve_regularized")
 
 
 class LinearOperator:
@@ -87,9 +84,9 @@ class LinearOperator:
     # -- shape handling -------------------------------------------------------------------------
     def _batched(self, x, shape, method):
         """Return ``x`` as (B, *shape) and whether it came with a batch dimension."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{type(self).__name__}.{method} expects a torch.Tensor, got "
-                            f"{type(x).__name__}; convert with torch.as_tensor(...)")
+        # Only the type and shape are checked here, not the values: these maps run inside training steps,
+        # where a check of the values would stall a GPU (and break CUDA-graph capture).
+        checks.tensor(x, "x", f"{type(self).__name__}.{method}", finite=False)
         if tuple(x.shape) == shape:
             return x.unsqueeze(0), False
         if x.dim() == len(shape) + 1 and tuple(x.shape[1:]) == shape:
@@ -186,9 +183,10 @@ class RandomMask(LinearOperator):
 
     def __init__(self, shape, keep=0.5, seed=0, same_across_channels=False):
         shape = _image_shape(shape, "RandomMask")
-        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
-            raise ValueError(f"keep must be a fraction in (0, 1] (0.5 keeps half the pixels), "
-                             f"got {keep!r}")
+        keep = checks.number(keep, "keep", "RandomMask", minimum=0, maximum=1, strict_min=True,
+                             hint="the fraction of entries kept; 0.5 keeps half (§3.3)")
+        seed = checks.seed(seed, "RandomMask")
+        same_across_channels = checks.flag(same_across_channels, "same_across_channels", "RandomMask")
         channels, height, width = shape
         sites = height * width if same_across_channels else channels * height * width
         m = max(1, round(keep * sites))
@@ -233,8 +231,7 @@ class Downsample(LinearOperator):
 
     def __init__(self, shape, factor):
         shape = _image_shape(shape, "Downsample")
-        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-            raise ValueError(f"factor must be an integer ≥ 1, got {factor!r}")
+        factor = checks.integer(factor, "factor", "Downsample", minimum=1)
         channels, height, width = shape
         if height % factor or width % factor:
             raise ValueError(f"Downsample: height and width {height}×{width} must be multiples "
@@ -284,8 +281,8 @@ class GaussianCS(LinearOperator):
 
     def __init__(self, shape, m, seed=0):
         shape = _shape_tuple(shape)
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"m (the number of measurements) must be a positive integer, got {m!r}")
+        m = checks.integer(m, "m", "GaussianCS", minimum=1, hint="the number of measurements")
+        seed = checks.seed(seed, "GaussianCS")
         n = math.prod(shape)
         nbytes = 4 * m * n
         if nbytes > GAUSSIAN_CS_MAX_BYTES:
@@ -365,6 +362,11 @@ class GaussianCS(LinearOperator):
         return solution.reshape(rhs.shape)
 
 
+def data_term(A, b, x):
+    """½‖b − Ax‖², the data-fidelity term of the MAP problem (3) and of DIP's losses (10), (25), (36)."""
+    return 0.5 * torch.sum((b - A.forward(x)) ** 2)
+
+
 def measure(A, x, sigma, seed=0):
     """Simulate a measurement b = A x + ε with ε ~ N(0, σ² I) (thesis eq. 1).
 
@@ -374,13 +376,11 @@ def measure(A, x, sigma, seed=0):
         sigma: noise standard deviation in image units [0, 1] (thesis σ = 10 on 0–255 → 10/255).
         seed: seed of the noise; the noise is drawn on the CPU, so it is the same on every device.
     """
-    if isinstance(sigma, torch.Tensor):
-        sigma = sigma.item()
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0 \
-            or not math.isfinite(sigma):
-        raise ValueError(f"sigma must be a finite number ≥ 0 in image units "
-                         f"(e.g. 10/255 for the thesis's σ = 10), got {sigma!r}")
+    checks.operator(A, "measure")
+    checks.tensor(x, "x", "measure", hint="the clean image, a float tensor in [0, 1]")
+    sigma = checks.sigma(sigma, "measure")
+    seed = checks.seed(seed, "measure")
     clean = A.forward(x)
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(clean.shape, generator=generator, dtype=torch.float64)
     return clean + sigma * noise.to(device=clean.device, dtype=clean.dtype)

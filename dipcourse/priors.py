@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 import torch
 
+from dipcourse import checks
+
 PRIOR_NAMES = ("tv", "nlm", "bm3d", "l1", "dct_l1")
 
 PROXTV_INSTALL = ("prox-tv is not installed. It builds from source and needs the LAPACKE headers: "
@@ -29,31 +31,9 @@ BM3D_INSTALL = "bm3d is not installed: .venv/bin/pip install bm3d (or pip instal
 _fallback_warned = False
 
 
-# ----------------------------------------------------------------------------------------------
-# input checks
-
-
-def _check_image(x, func):
-    """``x`` must be a floating torch tensor of shape (C, H, W) or (B, C, H, W)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{func}: expected a torch.Tensor of shape (C, H, W) or (B, C, H, W), "
-                        f"got {type(x).__name__}; convert with torch.as_tensor(x, dtype=torch.float32)")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"{func}: expected shape (C, H, W) or (B, C, H, W), got {tuple(x.shape)}; "
-                         "add a channel axis with x[None] for a grey image")
-    if not x.is_floating_point():
-        raise TypeError(f"{func}: expected a floating-point tensor, got {x.dtype}; use x.float()")
-
-
-def _check_weight(value, name, func, positive=False):
-    """A real, finite, non-negative (or positive) number, returned as float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{func}: {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{func}: {name} must be finite and {bound}, got {value}")
-    return value
+def _image(x, func):
+    """``x`` must be a finite float tensor of shape (C, H, W) or (B, C, H, W)."""
+    return checks.image(x, "x", func, batch=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -88,7 +68,7 @@ def tv_norm(x):
     For (C, H, W) it returns a 0-d tensor, for (B, C, H, W) one value per
     image, shape (B,). Differentiable with autograd (the explicit-TV loss (36) uses it).
     """
-    _check_image(x, "tv_norm")
+    _image(x, "tv_norm")
     dv, dh = image_gradient(x)
     return dv.abs().sum(dim=(-3, -2, -1)) + dh.abs().sum(dim=(-3, -2, -1))
 
@@ -210,9 +190,8 @@ def _resolve_tv_backend(backend):
 
 def _check_torch_settings(tol, max_iter, func):
     if tol is not None:
-        _check_weight(tol, "tol", func, positive=True)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"{func}: max_iter must be a positive integer, got {max_iter!r}")
+        checks.positive(tol, "tol", func)
+    checks.integer(max_iter, "max_iter", func, minimum=1)
 
 
 def prox_tv(x, lam, backend="auto", tol=None, max_iter=5000):
@@ -236,8 +215,8 @@ def prox_tv(x, lam, backend="auto", tol=None, max_iter=5000):
     Returns:
         A tensor with x's shape, dtype and device (not attached to autograd).
     """
-    _check_image(x, "prox_tv")
-    lam = _check_weight(lam, "lam", "prox_tv")
+    _image(x, "prox_tv")
+    lam = checks.lam(lam, "prox_tv")
     backend = _resolve_tv_backend(backend)
     if lam == 0:
         return x.detach().clone()
@@ -255,9 +234,8 @@ def prox_tv(x, lam, backend="auto", tol=None, max_iter=5000):
 
 def prox_l1(x, lam):
     """Soft thresholding, the prox of lam‖x‖₁: sign(x) · max(|x| − lam, 0), elementwise."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"prox_l1: expected a torch.Tensor, got {type(x).__name__}")
-    lam = _check_weight(lam, "lam", "prox_l1")
+    checks.tensor(x, "x", "prox_l1")
+    lam = checks.lam(lam, "prox_l1")
     return torch.sign(x) * torch.clamp(x.abs() - lam, min=0)
 
 
@@ -290,7 +268,7 @@ def idct2(coeffs):
 
 def dct_l1_norm(x):
     """‖Φx‖₁ with Φ the orthonormal 2-D DCT per channel (the sparsity prior of §2.1); per image for a batch."""
-    _check_image(x, "dct_l1_norm")
+    _image(x, "dct_l1_norm")
     return dct2(x).abs().sum(dim=(-3, -2, -1))
 
 
@@ -299,8 +277,8 @@ def prox_dct_l1(x, lam):
 
     Because Φ is orthonormal, ½‖y − x‖² = ½‖Φy − Φx‖², so the problem separates in the DCT domain.
     """
-    _check_image(x, "prox_dct_l1")
-    lam = _check_weight(lam, "lam", "prox_dct_l1")
+    _image(x, "prox_dct_l1")
+    lam = checks.lam(lam, "prox_dct_l1")
     return idct2(prox_l1(dct2(x), lam))
 
 
@@ -330,12 +308,11 @@ def nlm_denoise(x, sigma=0.01, patch_distance=2, cutoff=0.05, patch_size=7):
     """
     from skimage.restoration import denoise_nl_means
 
-    _check_image(x, "nlm_denoise")
-    sigma = _check_weight(sigma, "sigma", "nlm_denoise")
-    cutoff = _check_weight(cutoff, "cutoff", "nlm_denoise", positive=True)
+    _image(x, "nlm_denoise")
+    sigma = checks.sigma(sigma, "nlm_denoise")
+    cutoff = checks.positive(cutoff, "cutoff", "nlm_denoise")
     for name, value in (("patch_distance", patch_distance), ("patch_size", patch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"nlm_denoise: {name} must be a positive integer (pixels), got {value!r}")
+        checks.integer(value, name, "nlm_denoise", minimum=1, hint="a size in pixels")
 
     def denoise(image):
         channel_axis = None if image.shape[-1] == 1 else -1
@@ -363,8 +340,8 @@ def bm3d_denoise(x, sigma=0.05):
     counts are denoised channel by channel with ``bm3d.bm3d``. Slow: about 1 s per 64×64×3 call on
     one shared CPU core.
     """
-    _check_image(x, "bm3d_denoise")
-    sigma = _check_weight(sigma, "sigma", "bm3d_denoise", positive=True)
+    _image(x, "bm3d_denoise")
+    sigma = checks.positive(sigma, "sigma", "bm3d_denoise")
     if not bm3d_available():
         raise ImportError(BM3D_INSTALL)
     import bm3d
@@ -375,6 +352,46 @@ def bm3d_denoise(x, sigma=0.05):
         return np.stack([bm3d.bm3d(image[..., c], sigma) for c in range(image.shape[-1])], axis=-1)
 
     return _per_image(x, denoise)
+
+
+# ----------------------------------------------------------------------------------------------
+# regularisation by denoising (RED, §2.4.2)
+
+
+def red_gradient(x, denoiser):
+    """The gradient of RED's regulariser, eq. (22): ∇ρ(x) = x − f(x).
+
+    RED (Romano, Elad & Milanfar 2017; thesis §2.4.2) turns a denoiser f into the explicit prior
+    ρ(x) = ½ xᵀ(x − f(x)) (eq. 21). For a denoiser that is locally homogeneous (f(cx) = c f(x) for c near 1,
+    hence ∇f(x) x = f(x)) and has a symmetric Jacobian, ∇ρ(x) = ½[2x − f(x) − ∇f(x)x] = x − f(x): the
+    gradient needs one call of f and no derivative of it. ``denoiser(x)`` maps a (C, H, W) image to one of
+    the same shape (e.g. ``nlm_denoise`` or a prox from :func:`make_prox`, called with its default ρ).
+    """
+    _image(x, "red_gradient")
+    checks.function(denoiser, "denoiser", "red_gradient")
+    return x - denoiser(x)
+
+
+def red_prox(denoiser, lam=1.0, inner=3):
+    """RED's x-step as a ``prox(v, rho)`` callable: ``inner`` fixed-point iterations on
+
+        min_x (λ/2) xᵀ(x − f(x)) + (ρ/2)‖x − v‖²,   whose optimality condition λ(x − f(x)) + ρ(x − v) = 0
+
+    (by eq. 22) gives x = (λ f(x) + ρ v)/(λ + ρ): iterate it from x = v. This is the inner loop of DeepRED's
+    ADMM (Mataev, Elad & Milanfar 2019), which calls f ``inner`` times per iteration (§2.3.2).
+    """
+    lam = checks.positive(lam, "lam", "red_prox")
+    inner = checks.integer(inner, "inner", "red_prox", minimum=1, hint="fixed-point iterations per x-step")
+    checks.function(denoiser, "denoiser", "red_prox")
+
+    def prox(v, rho):
+        x = v
+        for _ in range(inner):
+            x = (lam * denoiser(x) + rho * v) / (lam + rho)
+        return x
+
+    return Prox("red", dict(lam=lam, inner=inner, denoiser=getattr(denoiser, "name", repr(denoiser))), prox,
+                recipe=(red_prox, dict(denoiser=denoiser, lam=lam, inner=inner)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -389,25 +406,39 @@ class Prox:
         params: the settings it was made with (defaults filled in).
         value: ``value(x)`` = R(x) (per image for a batch) when the prior is explicit (TV, L1), or
             ``None`` for a denoiser, which has no known R.
+
+    A prox made by :func:`make_prox` (or :func:`red_prox`) can be pickled — it is rebuilt from its name
+    and settings — so it can go to the worker processes of :mod:`dipcourse.parallel`.
     """
 
-    def __init__(self, name, params, prox, value=None):
+    def __init__(self, name, params, prox, value=None, recipe=None):
         self.name = name
         self.params = dict(params)
         self._prox = prox
         self.value = value
+        self._recipe = recipe
 
     def __call__(self, v, rho=1.0):
-        rho = _check_weight(rho, "rho", f"prox '{self.name}'", positive=True)
+        rho = checks.rho(rho, f"prox '{self.name}'")
         return self._prox(v, rho)
 
     def __repr__(self):
         settings = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"Prox({self.name!r}, {settings})"
 
+    def __reduce__(self):
+        if self._recipe is None:
+            raise TypeError(f"the prox {self.name!r} was not made by make_prox and cannot be pickled")
+        return (_rebuild, self._recipe)
+
+
+def _rebuild(function, kwargs):
+    """Make a prox again from its recipe (used when a :class:`Prox` is unpickled)."""
+    return function(**kwargs)
+
 
 def _make_tv(lam=0.01, backend="auto", tol=None, max_iter=5000):
-    lam = _check_weight(lam, "lam", "make_prox('tv')")
+    lam = checks.lam(lam, "make_prox('tv')")
     _check_torch_settings(tol, max_iter, "make_prox('tv')")
     if backend != "auto":
         _resolve_tv_backend(backend)  # a bad name or a missing prox-tv fails here, not in the middle of a run
@@ -417,13 +448,13 @@ def _make_tv(lam=0.01, backend="auto", tol=None, max_iter=5000):
 
 
 def _make_l1(lam=0.01):
-    lam = _check_weight(lam, "lam", "make_prox('l1')")
+    lam = checks.lam(lam, "make_prox('l1')")
     return Prox("l1", dict(lam=lam), lambda v, rho: prox_l1(v, lam / rho),
                 value=lambda x: lam * x.abs().sum(dim=tuple(range(-min(x.ndim, 3), 0))))
 
 
 def _make_dct_l1(lam=0.01):
-    lam = _check_weight(lam, "lam", "make_prox('dct_l1')")
+    lam = checks.lam(lam, "make_prox('dct_l1')")
     return Prox("dct_l1", dict(lam=lam), lambda v, rho: prox_dct_l1(v, lam / rho),
                 value=lambda x: lam * dct_l1_norm(x))
 
@@ -435,10 +466,16 @@ def _make_nlm(sigma=0.01, patch_distance=2, cutoff=0.05, patch_size=7):
 
 
 def _make_bm3d(sigma=0.05):
-    sigma = _check_weight(sigma, "sigma", "make_prox('bm3d')", positive=True)
+    sigma = checks.positive(sigma, "sigma", "make_prox('bm3d')")
     if not bm3d_available():
         raise ImportError(BM3D_INSTALL)
     return Prox("bm3d", dict(sigma=sigma), lambda v, rho: bm3d_denoise(v, sigma))
+
+
+def regularizer(prox):
+    """The callable R(x) of an explicit prior (TV, L1: ``prox.value``), else ``None`` (a denoiser such as
+    NLM or BM3D, which has a prox but no known R)."""
+    return getattr(prox, "value", None)
 
 
 _FACTORIES = {"tv": _make_tv, "nlm": _make_nlm, "bm3d": _make_bm3d, "l1": _make_l1, "dct_l1": _make_dct_l1}
@@ -466,4 +503,6 @@ def make_prox(name, **params):
     if unknown:
         raise TypeError(f"make_prox({name!r}): unknown parameter(s) {unknown}; "
                         f"accepted: {', '.join(accepted)}")
-    return factory(**params)
+    prox = factory(**params)
+    prox._recipe = (make_prox, dict(name=name, **params))
+    return prox

@@ -19,8 +19,10 @@ class Result:
             reference was given), ``"psnr_smoothed"``, ``"time_cpu"``, ``"time_wall"``, plus whatever
             the algorithm adds (e.g. ``"prox_calls"``).
         params: the settings that produced it.
-        snapshots: ``{iteration: image}`` kept on request (e.g. ``dipcourse.batched.fit_many(...,
-            snapshots=(500, 1000, 2000))`` for thesis Fig 5); empty unless asked for.
+        snapshots: ``{iteration: image}`` kept on request (``snapshots=(500, 1000, 2000)`` for thesis
+            Fig 5); empty unless asked for.
+        extras: what a method returns besides the image, e.g. SGLD's posterior-mean image or the
+            early-stopping detector's choice; empty for most.
     """
 
     x: torch.Tensor
@@ -28,20 +30,29 @@ class Result:
     history: dict
     params: dict = field(default_factory=dict)
     snapshots: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+
+    def _psnr(self):
+        """The PSNR history with NaN entries (a reference that was never met) as −inf, or ``None``."""
+        values = np.asarray(self.history.get("psnr", []), dtype=float)
+        if values.size == 0 or np.isnan(values).all():
+            return None
+        return np.where(np.isnan(values), -np.inf, values)
 
     @property
     def peak_iteration(self):
-        """Iteration with the highest PSNR (the oracle stop), or ``None`` without a reference."""
-        if "psnr" not in self.history or len(self.history["psnr"]) == 0:
-            return None
-        return int(self.history["iteration"][int(np.argmax(self.history["psnr"]))])
+        """Iteration with the highest PSNR (the oracle stop), or ``None`` without a reference.
+
+        NaN entries are ignored, so the peak never points at a broken iterate; +inf (an exact fit) counts.
+        """
+        values = self._psnr()
+        return None if values is None else int(self.history["iteration"][int(np.argmax(values))])
 
     @property
     def peak_psnr(self):
-        """Highest PSNR reached, or ``None`` without a reference."""
-        if "psnr" not in self.history or len(self.history["psnr"]) == 0:
-            return None
-        return float(np.max(self.history["psnr"]))
+        """Highest PSNR reached (NaN entries ignored), or ``None`` without a reference."""
+        values = self._psnr()
+        return None if values is None else float(np.max(values))
 
     @property
     def final_psnr(self):

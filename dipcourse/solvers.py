@@ -21,63 +21,54 @@ Conventions shared with the rest of the course:
 import math
 
 import torch
-from tqdm.auto import tqdm
 
-from dipcourse.result import Tracker
-
-
-def _check_problem(A, b, iters):
-    if not isinstance(b, torch.Tensor):
-        raise TypeError(f"b must be a torch.Tensor, got {type(b).__name__}; "
-                        "make it with dipcourse.operators.measure(A, x, sigma)")
-    if tuple(b.shape) != tuple(A.out_shape):
-        raise ValueError(f"b has shape {tuple(b.shape)} but the operator measures "
-                         f"{tuple(A.out_shape)}; make b with dipcourse.operators.measure(A, x, sigma)")
-    if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"iters must be a positive integer, got {iters!r}")
+from dipcourse import checks
+from dipcourse.operators import data_term
+from dipcourse.priors import regularizer
+from dipcourse.runs import Run
 
 
-def _check_prox(prox):
-    if not callable(prox):
-        raise TypeError(f"prox must be a callable prox(v, rho) = prox_(R/rho)(v), got "
-                        f"{type(prox).__name__}; build one with dipcourse.priors.make_prox")
+def _check_problem(where, A, b, prox, iters, ref, x0):
+    """The checks every solver makes; returns ``iters`` as an int."""
+    checks.measurement(A, b, where)
+    checks.function(prox, "prox", where, hint="pass prox(v, rho) = prox_(R/rho)(v); build one with "
+                                              "dipcourse.priors.make_prox")
+    checks.reference(ref, A.in_shape, where)
+    if x0 is not None:
+        checks.tensor(x0, "x0", where, shape=A.in_shape, hint="start from an image of the operator's input shape")
+    return checks.iters(iters, where)
 
 
 def _start(A, b, x0):
-    """x0 if given (checked), else Aᵀb -- the zero-filled image for a mask."""
+    """x0 if given, else Aᵀb -- the zero-filled image for a mask."""
     if x0 is None:
         return A.adjoint(b)
-    if tuple(x0.shape) != tuple(A.in_shape):
-        raise ValueError(f"x0 has shape {tuple(x0.shape)}, expected {tuple(A.in_shape)}")
     return x0.to(device=b.device, dtype=b.dtype).clone()
-
-
-def _regularizer(prox, reg):
-    """The callable R(x), or None when R is unknown (a denoiser)."""
-    return reg if reg is not None else getattr(prox, "value", None)
 
 
 def objective(A, b, x, reg=None):
     """F(x) = ½‖b − Ax‖² + R(x) (eq. 3); the data term alone when ``reg`` is None."""
-    value = 0.5 * torch.sum((b - A.forward(x)) ** 2).item()
+    value = data_term(A, b, x).item()
     return value if reg is None else value + float(reg(x))
 
 
-def _loss_note(R):
-    return "F(x) = 1/2 |b - Ax|^2 + R(x)" if R is not None else "data term 1/2 |b - Ax|^2 (R unknown)"
+def loss_note(R, image="x"):
+    """What ``history["loss"]`` holds, for ``Result.params["loss"]``: F(``image``) when R is known."""
+    if R is None:
+        return f"data term 1/2 |b - A {image}|^2 (R unknown)"
+    return f"1/2 |b - A {image}|^2 + R({image})"
 
 
-def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, accelerate):
-    _check_problem(A, b, iters)
-    _check_prox(prox)
+def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, callback, accelerate):
+    iters = _check_problem(name, A, b, prox, iters, ref, x0)
     L = A.norm_sq
-    R = _regularizer(prox, reg)
-    tracker = Tracker(ref=ref, params={"algorithm": name, "iters": iters, "step": 1.0 / L,
-                                       "loss": _loss_note(R)})
+    R = reg if reg is not None else regularizer(prox)
+    run = Run(name, [ref], iters, params={"algorithm": name, "iters": iters, "step": 1.0 / L, "loss": loss_note(R)},
+              callback=callback, progress=progress, first=1)
     AtB = A.adjoint(b)
     x = _start(A, b, x0)
     y, t = x, 1.0  # FISTA's extrapolated point and momentum; ISTA keeps y = x
-    for k in tqdm(range(1, iters + 1), desc=name, disable=not progress):
+    for k in run:
         gradient = A.normal(y) - AtB                     # ∇f(y) = Aᵀ(Ay − b)
         x_next = prox(y - gradient / L, L)               # eq. (4): prox_{βR}(y − β∇f(y)), β = 1/L
         if accelerate:
@@ -87,11 +78,12 @@ def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, accelera
         else:
             y = x_next
         x = x_next
-        tracker.step(k, x, loss=objective(A, b, x, R))
-    return tracker.result(x)
+        if run.record(k, [x], loss=objective(A, b, x, R)):
+            break
+    return run.results([x])[0]
 
 
-def ista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False):
+def ista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False, callback=None):
     """ISTA, eq. (4):  x_{k+1} = prox_{βR}( x_k − β Aᵀ(A x_k − b) ),  β = 1/‖AᵀA‖.
 
     F(x_k) − F* ≤ ‖x_0 − x*‖² L / (2k): the O(1/k) rate of §2.1.
@@ -104,15 +96,16 @@ def ista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False):
         x0: starting image; default Aᵀb.
         ref: ground truth, only to report PSNR.
         reg: optional callable R(x) for the recorded objective (default ``prox.value``).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar.
+        callback: ``callback(it)`` after each iteration (:class:`dipcourse.runs.Iterate`); ``True`` stops.
 
     Returns:
         :class:`dipcourse.Result` whose ``history["loss"]`` is F(x_k), k = 1..iters.
     """
-    return _proximal_gradient("ista", A, b, prox, iters, x0, ref, reg, progress, accelerate=False)
+    return _proximal_gradient("ISTA", A, b, prox, iters, x0, ref, reg, progress, callback, accelerate=False)
 
 
-def fista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False):
+def fista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False, callback=None):
     """FISTA (Beck and Teboulle, ref. [4] of the thesis), the accelerated form of eq. (4):
 
         x_k     = prox_{βR}( y_k − β Aᵀ(A y_k − b) ),          β = 1/‖AᵀA‖
@@ -121,10 +114,10 @@ def fista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False):
 
     F(x_k) − F* ≤ 2 L ‖x_0 − x*‖² / (k + 1)²: the O(1/k²) rate of §2.1. Arguments as :func:`ista`.
     """
-    return _proximal_gradient("fista", A, b, prox, iters, x0, ref, reg, progress, accelerate=True)
+    return _proximal_gradient("FISTA", A, b, prox, iters, x0, ref, reg, progress, callback, accelerate=True)
 
 
-def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progress=False):
+def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progress=False, callback=None):
     """Plug-and-play ADMM, Algorithm 3 (§3.2.3), for  min_{x,y} ½‖b − Ay‖² + R(x)  s.t. x = y  (32).
 
     The ADMM steps (34) on the augmented Lagrangian (33), line by line:
@@ -143,26 +136,27 @@ def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progre
         ref: ground truth, only to report PSNR.
         x0: initial y_0 (the x-step's first input); default Aᵀb. u_0 = 0.
         reg: optional callable R(x) for the recorded objective (default ``prox.value``).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar.
+        callback: ``callback(it)`` after each iteration, with ``it.state = {"y": y_t, "u": u_t}``.
 
     Returns:
         :class:`dipcourse.Result` of the prior-side iterates x_t; ``history["loss"]`` is F(x_t)
         (eq. 3) and ``history["residual"]`` the primal residual ‖x_t − y_t‖.
     """
-    _check_problem(A, b, iters)
-    _check_prox(prox)
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not rho > 0 \
-            or not math.isfinite(rho):
-        raise ValueError(f"rho must be a positive finite number (the thesis uses rho = 1), got {rho!r}")
-    R = _regularizer(prox, reg)
-    tracker = Tracker(ref=ref, params={"algorithm": "pnp_admm", "rho": rho, "iters": iters,
-                                       "loss": _loss_note(R)})
+    iters = _check_problem("pnp_admm", A, b, prox, iters, ref, x0)
+    rho = checks.rho(rho, "pnp_admm")
+    R = reg if reg is not None else regularizer(prox)
+    run = Run("PnP-ADMM", [ref], iters, params={"algorithm": "pnp_admm", "rho": rho, "iters": iters,
+                                                "loss": loss_note(R)},
+              callback=callback, progress=progress, first=1)
     AtB = A.adjoint(b)
     y = _start(A, b, x0)
     u = torch.zeros_like(y)
-    for t in tqdm(range(1, iters + 1), desc="pnp_admm", disable=not progress):
+    for t in run:
         x = prox(y - u, rho)                                      # line 2
         y = A.solve_regularized(AtB + rho * (x + u), rho)         # line 3
         u = u + (x - y)                                           # line 4
-        tracker.step(t, x, loss=objective(A, b, x, R), residual=torch.linalg.norm(x - y).item())
-    return tracker.result(x)
+        if run.record(t, [x], state={"y": y, "u": u}, loss=objective(A, b, x, R),
+                      residual=torch.linalg.norm(x - y).item()):
+            break
+    return run.results([x])[0]

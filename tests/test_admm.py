@@ -56,8 +56,8 @@ class Capture:
     def __init__(self):
         self.states = []
 
-    def __call__(self, t, state):
-        self.states.append({k: v.clone() for k, v in state.items() if torch.is_tensor(v)})
+    def __call__(self, it):
+        self.states.append({k: v.clone() for k, v in it.state.items() if torch.is_tensor(v)})
 
 
 def assert_same_params(net_a, net_b):
@@ -264,7 +264,7 @@ def test_rho_must_be_positive(algorithm, rho):
 def test_inner_must_be_positive_integer(inner):
     A, b, _ = problem()
     net, z = tiny_net_and_input()
-    with pytest.raises(ValueError, match="inner"):
+    with pytest.raises((TypeError, ValueError), match="inner"):
         admm.dip_admm_v1(A, b, l1_prox, iters=1, inner=inner, net=net, z=z, progress=False)
 
 

@@ -5,6 +5,8 @@ In float64 the only difference is the order of floating-point sums, so the curve
 amplifies, make the two runs drift apart slowly; see the module docstring. The float32 test therefore
 compares a short run with a tolerance far below the curves' changes.)
 """
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -49,10 +51,10 @@ def _prox_tv():
 @pytest.mark.parametrize("method", ["dip", "admm_v2"])
 def test_batched_equals_sequential_float64(float64, method):
     ops, bs, refs = _problems(2, torch.float64)
-    prox = _prox_tv() if method == "admm_v2" else None
-    kwargs = dict(prox=prox, lr=0.01, refs=refs, seeds=[0, 5], net_kwargs=TINY_NET, snapshots=(1, 5, 11),
-                  progress=False)
-    sequential = fit_many(method, ops, bs, 12, batched=False, **kwargs)
+    kwargs = dict(lr=0.01, refs=refs, seeds=[0, 5], net_kwargs=TINY_NET, snapshots=(1, 5, 11), progress=False)
+    if method == "admm_v2":
+        kwargs["prox"] = _prox_tv()
+    sequential = fit_many(method, ops, bs, 12, batched=False, workers=0, **kwargs)
     batched = fit_many(method, ops, bs, 12, batched=True, **kwargs)
     keys = ["loss", "psnr", "psnr_smoothed"] + (["psnr_x", "data", "prox_calls"] if method == "admm_v2" else [])
     _assert_same_runs(sequential, batched, keys, atol=1e-9)
@@ -71,7 +73,7 @@ def test_batched_equals_sequential_float64(float64, method):
 def test_batched_equals_sequential_float32_short_run():
     ops, bs, refs = _problems(2, torch.float32)
     kwargs = dict(prox=_prox_tv(), lr=0.001, refs=refs, net_kwargs=TINY_NET, progress=False)
-    sequential = fit_many("admm_v2", ops, bs, 15, batched=False, **kwargs)
+    sequential = fit_many("admm_v2", ops, bs, 15, batched=False, workers=0, **kwargs)
     batched = fit_many("admm_v2", ops, bs, 15, batched=True, **kwargs)
     _assert_same_runs(sequential, batched, ["psnr", "psnr_x"], atol=1e-3)   # dB
 
@@ -79,7 +81,7 @@ def test_batched_equals_sequential_float32_short_run():
 def test_sequential_path_is_fit_dip_with_the_prepared_network():
     from dipcourse.dip import fit_dip
     ops, bs, refs = _problems(2, torch.float32)
-    many = fit_many("dip", ops, bs, 5, refs=refs, seeds=[3, 4], net_kwargs=TINY_NET, batched=False,
+    many = fit_many("dip", ops, bs, 5, refs=refs, seeds=[3, 4], net_kwargs=TINY_NET, batched=False, workers=0,
                     progress=False)
     net, z = prepare_network(SHAPE, seed=4, **TINY_NET)
     alone = fit_dip(ops[1], bs[1], 5, net=net, z=z, ref=refs[1], seed=4, progress=False)
@@ -88,18 +90,19 @@ def test_sequential_path_is_fit_dip_with_the_prepared_network():
 
 def test_network_stack_evaluates_each_network_on_its_input():
     built = [prepare_network(SHAPE, seed=seed, **TINY_NET) for seed in (0, 1)]
-    stack = NetworkStack([net for net, _ in built])
-    out = stack(torch.stack([z for _, z in built]))
+    stack = NetworkStack([net for net, _ in built], [z for _, z in built], torch.device("cpu"))
+    out = stack()
     assert out.shape == (2, *SHAPE)
     for k, (net, z) in enumerate(built):
         torch.testing.assert_close(out[k], net.train()(z)[0], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(stack.network(k).train()(z)[0], out[k], rtol=1e-5, atol=1e-6)
 
 
-def test_auto_runs_sequentially_on_the_cpu_and_batched_runs_amortise_time():
+def test_auto_runs_in_processes_on_the_cpu_and_batched_runs_amortise_time():
     ops, bs, refs = _problems(2, torch.float32)
     auto = fit_many("dip", ops, bs, 3, refs=refs, net_kwargs=TINY_NET, progress=False)
-    assert all("batched" not in r.params for r in auto)          # CPU: sequential (see the benchmark)
+    expected = "processes" if (os.cpu_count() or 1) >= 2 else "sequential"
+    assert all(r.params["mode"] == expected for r in auto)      # CPU: not batched (see the benchmark)
     forced = fit_many("dip", ops, bs, 3, refs=refs, net_kwargs=TINY_NET, batched=True, progress=False)
     assert all(r.params["batched"] == 2 for r in forced)
     assert all(np.all(np.diff(r.history["time_wall"]) >= 0) for r in forced)
@@ -114,11 +117,11 @@ def test_one_operator_for_all_images():
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(method="pnp"), "unknown method"),
+    (dict(method="pnp"), "method must be one of"),
     (dict(method="admm_v2"), "needs a prior"),
     (dict(batched="yes"), "batched must be"),
     (dict(seeds=[0]), "seeds has 1 entries"),
-    (dict(seeds=[0, -1]), "non-negative"),
+    (dict(seeds=[0, -1]), "seeds must be an integer ≥ 0"),
     (dict(refs=[None]), "refs has 1 entries"),
     (dict(bs=[]), "at least one"),
 ])
@@ -141,3 +144,28 @@ def test_images_of_different_shapes_are_refused():
     bs = [measure(A1, torch.rand(SHAPE), 0.0), measure(A2, torch.rand(3, 32, 32), 0.0)]
     with pytest.raises(ValueError, match="one shape"):
         fit_many("dip", [A1, A2], bs, 2, net_kwargs=TINY_NET, progress=False)
+
+
+def test_processes_give_the_same_runs_as_one_thread_here():
+    """The worker processes run each fit on one torch thread, so with one thread here the sequential runs
+    are bit for bit the same — whatever the thread count of the notebook that asks for them."""
+    ops, bs, refs = _problems(2, torch.float32)
+    kwargs = dict(prox=_prox_tv(), lr=0.01, refs=refs, net_kwargs=TINY_NET, snapshots=(3,), progress=False)
+    parallel_runs = fit_many("admm_v2", ops, bs, 6, workers=2, **kwargs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = fit_many("admm_v2", ops, bs, 6, workers=0, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    for p, h in zip(parallel_runs, here):
+        assert p.params["threads"] == 1 and p.params["mode"] == "processes"
+        for key in ("loss", "psnr", "psnr_x", "prox_calls"):
+            np.testing.assert_array_equal(p.history[key], h.history[key])
+        assert torch.equal(p.snapshots[3], h.snapshots[3])
+
+
+def test_processes_refuse_what_cannot_travel():
+    ops, bs, refs = _problems(2, torch.float32)
+    with pytest.raises(ValueError, match="picklable"):
+        fit_many("admm_v2", ops, bs, 2, prox=lambda v, rho: v, workers=2, net_kwargs=TINY_NET, progress=False)

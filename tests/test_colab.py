@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dipcourse import colab
+from dipcourse.authoring import stamp
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def _lesson():
 
 def test_stamp_inserts_badge_keeps_title_and_adds_setup_cell():
     nb = _lesson()
-    assert colab.stamp(nb, "notebooks/09_x.ipynb")
+    assert stamp.stamp(nb, "notebooks/09_x.ipynb")
     first, setup, body = nb.cells
     assert first.source.splitlines()[0] == colab.colab_badge("notebooks/09_x.ipynb")
     assert first.source.endswith("# Lesson 9: a title\n\nIntro.")
@@ -118,17 +119,17 @@ def test_stamp_inserts_badge_keeps_title_and_adds_setup_cell():
 
 def test_stamp_twice_changes_nothing_and_keeps_outputs():
     nb = _lesson()
-    colab.stamp(nb, "notebooks/09_x.ipynb")
+    stamp.stamp(nb, "notebooks/09_x.ipynb")
     nb.cells[1].execution_count = 1
-    assert not colab.stamp(nb, "notebooks/09_x.ipynb")
+    assert not stamp.stamp(nb, "notebooks/09_x.ipynb")
     assert nb.cells[1].execution_count == 1 and len(nb.cells) == 3
 
 
 def test_stamp_refreshes_an_outdated_setup_cell_and_badge():
     nb = _lesson()
-    colab.stamp(nb, "notebooks/old_name.ipynb")
+    stamp.stamp(nb, "notebooks/old_name.ipynb")
     nb.cells[1].source = "# an old setup cell"
-    assert colab.stamp(nb, "notebooks/09_x.ipynb")
+    assert stamp.stamp(nb, "notebooks/09_x.ipynb")
     assert [c.source for c in nb.cells].count(colab.SETUP_CELL_SOURCE) == 1 and len(nb.cells) == 3
     assert "old_name" not in nb.cells[0].source and nb.cells[0].source.count("colab-badge.svg") == 1
 
@@ -136,7 +137,7 @@ def test_stamp_refreshes_an_outdated_setup_cell_and_badge():
 def test_stamp_without_title_cell_inserts_a_badge_cell():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]
-    colab.stamp(nb, "notebooks/09_x.ipynb")
+    stamp.stamp(nb, "notebooks/09_x.ipynb")
     assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
 
 
@@ -145,7 +146,7 @@ def test_stamp_cli_writes_the_file(tmp_path):
     path = tmp_path / "notebooks" / "09_x.ipynb"
     path.parent.mkdir()
     nbformat.write(_lesson(), path)
-    assert colab.main(["stamp", str(path)]) == 0
+    assert stamp.main([str(path)]) == 0
     nb = nbformat.read(path, as_version=4)
     assert "blob/main/notebooks/09_x.ipynb" in nb.cells[0].source
     assert nb.cells[1].source == colab.SETUP_CELL_SOURCE

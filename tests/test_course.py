@@ -1,7 +1,7 @@
 """The headless course runner on two tiny lessons: outputs, HTML, times, and a loud failure."""
 import nbformat
 
-from dipcourse import course
+from dipcourse.authoring import course
 
 
 def _write(path, *sources):

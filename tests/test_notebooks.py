@@ -3,7 +3,7 @@
 Executing the lessons is nbval's job (``make test`` runs ``pytest --nbval-lax notebooks`` in the
 quick profile, offline: see conftest.py). This file checks what is committed: outputs exist, come
 from one clean run (execution counts 1..n in order, no errors), and every lesson starts with the
-Colab badge and setup cell (``python -m dipcourse.colab stamp``).
+Colab badge and setup cell (``python -m dipcourse.authoring.stamp``).
 """
 import json
 import pathlib
@@ -57,10 +57,10 @@ def test_badge_and_setup_cell_come_first(lesson):
     first = nb.cells[0]
     assert first.cell_type == "markdown"
     assert colab.colab_badge(path.relative_to(ROOT).as_posix()) in first.source.splitlines()[0], \
-        f"{path.name}: badge missing or stale: run python -m dipcourse.colab stamp {path.relative_to(ROOT)}"
+        f"{path.name}: badge missing or stale: run python -m dipcourse.authoring.stamp {path.relative_to(ROOT)}"
     assert any(line.startswith("# ") for line in first.source.splitlines()), f"{path.name}: no '# title' in the first cell"
     assert _code_cells(nb)[0].source == colab.SETUP_CELL_SOURCE, \
-        f"{path.name}: first code cell is not the current Colab setup cell: run python -m dipcourse.colab stamp"
+        f"{path.name}: first code cell is not the current Colab setup cell: run python -m dipcourse.authoring.stamp"
 
 
 def test_lesson_ends_with_checks_that_assert(lesson):

@@ -172,30 +172,30 @@ def test_wrong_shapes_are_refused(A):
 @pytest.mark.parametrize("rho", [0, -1.0, float("nan"), float("inf"), "1"])
 def test_bad_rho_is_refused(rho):
     for A in ALL:
-        with pytest.raises(ValueError, match="rho must be a positive"):
+        with pytest.raises((TypeError, ValueError), match="rho must be a finite number > 0"):
             A.solve_regularized(torch.zeros(A.in_shape), rho)
 
 
 @pytest.mark.parametrize("keep", [0, -0.1, 1.5, float("nan"), "half"])
 def test_bad_keep_is_refused(keep):
-    with pytest.raises(ValueError, match=r"keep must be a fraction in \(0, 1\]"):
+    with pytest.raises((TypeError, ValueError), match=r"keep must be a finite number > 0 and ≤ 1"):
         RandomMask((3, 8, 8), keep=keep)
 
 
 @pytest.mark.parametrize("sigma", [-0.1, float("nan"), float("inf"), "0.1"])
 def test_bad_sigma_is_refused(sigma):
-    with pytest.raises(ValueError, match="sigma must be"):
+    with pytest.raises((TypeError, ValueError), match="sigma must be a finite number ≥ 0"):
         measure(Identity((1, 4, 4)), torch.zeros(1, 4, 4), sigma)
 
 
 def test_bad_construction_is_refused():
     with pytest.raises(ValueError, match="multiples of factor 3"):
         Downsample((3, 8, 8), 3)
-    with pytest.raises(ValueError, match="factor must be an integer"):
+    with pytest.raises(ValueError, match="factor must be an integer ≥ 1"):
         Downsample((3, 8, 8), 0)
     with pytest.raises(ValueError, match=r"image shape \(C, H, W\)"):
         Downsample((8, 8), 2)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="m must be an integer ≥ 1"):
         GaussianCS((1, 8, 8), 0)
     with pytest.raises(ValueError, match="positive integers"):
         Identity((3, 0, 8))

@@ -127,7 +127,7 @@ def test_results_are_reproducible(lasso):
 @pytest.mark.parametrize("rho", [0, -1.0, float("nan"), float("inf")])
 def test_pnp_admm_refuses_bad_rho(rho):
     A = Identity((1, 4, 4))
-    with pytest.raises(ValueError, match="rho must be a positive"):
+    with pytest.raises(ValueError, match="rho must be a finite number > 0"):
         pnp_admm(A, torch.zeros(1, 4, 4), lambda v, r: v, rho=rho, iters=1)
 
 
@@ -136,13 +136,13 @@ def test_bad_input_is_refused(solver):
     A = Identity((1, 4, 4))
     b = torch.zeros(1, 4, 4)
     prox = soft_threshold_prox(0.1)
-    with pytest.raises(ValueError, match="b has shape"):
+    with pytest.raises(ValueError, match="b must be a tensor of shape"):
         solver(A, torch.zeros(1, 5, 5), prox, iters=1)
     with pytest.raises(TypeError, match="torch.Tensor"):
         solver(A, b.numpy(), prox, iters=1)
-    with pytest.raises(ValueError, match="iters must be a positive integer"):
+    with pytest.raises(ValueError, match="iters must be an integer ≥ 1"):
         solver(A, b, prox, iters=0)
     with pytest.raises(TypeError, match="prox must be a callable"):
         solver(A, b, "tv", iters=1)
-    with pytest.raises(ValueError, match="x0 has shape"):
+    with pytest.raises(ValueError, match="x0 must be a tensor of shape"):
         solver(A, b, prox, iters=1, x0=torch.zeros(2, 2))

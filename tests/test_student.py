@@ -6,7 +6,7 @@ import pathlib
 import nbformat
 import pytest
 
-from dipcourse import student
+from dipcourse.authoring import student
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))

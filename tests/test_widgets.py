@@ -1,14 +1,20 @@
 """Tests of dipcourse.widgets: the compute parts are driven by setting slider values in Python.
 
-The generic widgets are tested with small fake compute/train functions whose calls we count; the
-lesson builders on tiny problems with the real modules (skipped while a module has not landed).
+The runner is tested without any widget (a recording listener); the generic views with small fake
+compute/train functions whose calls we count; the lesson builders on tiny problems with the real modules.
 """
+import base64
+import html
 import threading
+import time
 
+import ipywidgets
 import numpy as np
 import pytest
 
 from dipcourse import widgets as W
+from dipcourse.runs import Iterate
+from dipcourse.widgets.runner import Listener, TrainingRunner
 
 TIMEOUT = 60  # seconds; a generous bound for joins on a busy machine, never reached when all works
 
@@ -74,16 +80,16 @@ def test_css_classes_for_browser_tests():
 
 
 def test_make_slider_kinds():
-    assert isinstance(W.make_slider("p", 4, 1, 16, integer=True), W.widgets.IntSlider)
+    assert isinstance(W.make_slider("p", 4, 1, 16, integer=True), ipywidgets.IntSlider)
     log = W.make_slider("rho", 1.0, 0.01, 100.0, log=True)
-    assert isinstance(log, W.widgets.FloatLogSlider) and (log.min, log.max) == (-2.0, 2.0)
+    assert isinstance(log, ipywidgets.FloatLogSlider) and (log.min, log.max) == (-2.0, 2.0)
     assert W.cache_key({"a": 0.1 + 0.2}) == W.cache_key({"a": 0.3})
 
 
 # ---- LiveTrainer ----------------------------------------------------------------------------
 
 class FakeTrainer:
-    """train(report, sigma): `iters` iterations reporting a PSNR; returns the final 'image' value.
+    """train(callback, sigma): `iters` iterations reporting a PSNR; returns the final 'image' value.
 
     Runs for a σ in ``block`` keep iterating (slowly) until ``report`` asks them to stop, so a test
     can act while they run. Tracks how many runs train at once.
@@ -96,7 +102,7 @@ class FakeTrainer:
         self.active = self.max_active = 0
         self._lock = threading.Lock()
 
-    def __call__(self, report, sigma):
+    def __call__(self, callback, sigma):
         if sigma < 0:
             raise ValueError(f"sigma must be >= 0, got {sigma}")
         with self._lock:
@@ -108,7 +114,7 @@ class FakeTrainer:
         try:
             k = 0
             while k < self.iters or blocking:
-                if report(k, psnr=20 + k * sigma, loss=1.0 / (k + 1)):
+                if callback(Iterate(k, None, {"psnr": 20 + k * sigma, "loss": 1.0 / (k + 1)})):
                     break
                 k += 1
                 if blocking:
@@ -212,7 +218,7 @@ def test_new_selection_stops_old_run_and_stale_run_never_draws():
     trainer = make_trainer(train, draw=lambda result, fig: (drawn.append(result), draw_value(result, fig)))
     trainer.sliders["sigma"].value = 0.3
     assert train.started.wait(TIMEOUT)
-    first_thread = trainer._current.thread
+    first_thread = trainer.runner.current.thread
     trainer.sliders["sigma"].value = 0.6
     trainer.wait(TIMEOUT)
     first_thread.join(TIMEOUT)
@@ -260,7 +266,6 @@ def tiny_image(channels=1, size=16, seed=0):
 
 
 def test_sigma_explorer_trains_caches_and_matches_fit_dip():
-    pytest.importorskip("dipcourse.dip")
     from dipcourse.dip import fit_dip
     from dipcourse.operators import Identity, measure
 
@@ -292,7 +297,6 @@ def test_sigma_explorer_trains_caches_and_matches_fit_dip():
 
 
 def test_subspace_explorer_runs_and_reports_p_too_large():
-    pytest.importorskip("dipcourse.jacobian")
     import torch
 
     from dipcourse.config import seed_everything
@@ -314,12 +318,12 @@ def test_subspace_explorer_runs_and_reports_p_too_large():
 
     explorer.sliders["p"].value = 8  # more directions than U has columns
     explorer.wait(TIMEOUT)
-    assert "p=8" in explorer.message.value and isinstance(explorer.last_error, ValueError)
+    assert "p must be an integer ≥ 1 and ≤ 6, got 8" in explorer.message.value
+    assert isinstance(explorer.last_error, ValueError)
     assert W.cache_key({"p": 8, "sigma": 0.1}) not in explorer.cache
 
 
 def test_cs_explorer_redraws_on_each_slider():
-    pytest.importorskip("dipcourse.priors")
     image = tiny_image(channels=3, size=32)
     explorer = W.cs_explorer(image, iters=20)
     run = explorer.result
@@ -333,8 +337,6 @@ def test_cs_explorer_redraws_on_each_slider():
 
 
 def test_rho_explorer_instant_pnp_and_trained_dip_admm():
-    pytest.importorskip("dipcourse.priors")
-    pytest.importorskip("dipcourse.admm")
     from dipcourse.operators import RandomMask, measure
     from dipcourse.priors import make_prox
 
@@ -379,3 +381,93 @@ def test_moving_to_a_cached_value_stops_the_run_which_then_stays_silent():
     assert len(train.iterations_done) == 1 and not trainer.busy
     assert trainer.result == 0.9 and trainer.image.value == cached_png
     assert trainer.status.value.startswith("cached") and W.cache_key({"sigma": 0.3}) not in trainer.cache
+
+
+# ---- the runner without widgets ----------------------------------------------------------------
+
+class Recorder(Listener):
+    """A listener that writes down what the runner tells it."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_started(self, run):
+        self.events.append(("started", dict(run.values)))
+
+    def on_progress(self, run):
+        self.events.append(("progress", run.curve.done))
+
+    def on_finished(self, run, result):
+        self.events.append(("finished", result, run.stopped))
+
+    def on_failed(self, run, error):
+        self.events.append(("failed", str(error)))
+
+
+def test_runner_runs_caches_and_reports_without_any_widget():
+    train = FakeTrainer(iters=30)
+    recorder = Recorder()
+    runner = TrainingRunner(train, total=30, refresh_s=0.0, listener=recorder)
+    result = runner.run_now({"sigma": 0.2})
+    assert result == pytest.approx(0.5) and runner.cached({"sigma": 0.2}) == pytest.approx(0.5)
+    kinds = [event[0] for event in recorder.events]
+    assert kinds[0] == "started" and kinds[-1] == "finished" and kinds.count("progress") == 30
+    assert runner.start({"sigma": 0.2}) is None          # cached: no thread, no new training
+    assert train.calls == [0.2]
+
+
+def test_runner_throttles_progress_reports():
+    def slow(callback, sigma):
+        for k in range(40):
+            time.sleep(0.005)
+            callback(Iterate(k, None, {"loss": 1.0}))
+        return sigma
+
+    recorder = Recorder()
+    TrainingRunner(slow, refresh_s=0.05, listener=recorder).run_now({"sigma": 0.1})
+    reports = [e for e in recorder.events if e[0] == "progress"]
+    assert 1 <= len(reports) <= 8        # 40 iterations over ≥ 0.2 s at one report per 0.05 s at most
+
+
+def test_runner_stop_is_not_cached_and_failures_are_reported():
+    train = FakeTrainer(block={0.3})
+    recorder = Recorder()
+    runner = TrainingRunner(train, listener=recorder)
+    thread = runner.start({"sigma": 0.3})
+    assert train.started.wait(TIMEOUT) and runner.busy
+    runner.stop()
+    thread.join(TIMEOUT)
+    assert recorder.events[-1][0] == "finished" and recorder.events[-1][2] is True
+    assert runner.cached({"sigma": 0.3}) is None
+    assert runner.run_now({"sigma": -1.0}) is None
+    assert recorder.events[-1] == ("failed", "sigma must be >= 0, got -1.0")
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: W.sigma_explorer(tiny_image(), sigma=-0.1, iters=2), "starting value -0.1 lies outside"),
+    (lambda: W.sigma_explorer(tiny_image(), sigma=0.1, sigma_max=0.0, iters=2), "min < max"),
+    (lambda: W.cs_explorer(tiny_image(3, 16), lam=0.0), "starting value 0.0 lies outside"),
+    (lambda: W.subspace_explorer(np.eye(256)[:, :4], tiny_image(), p=9, iters=2), "lies outside"),
+    (lambda: W.sigma_explorer(tiny_image(), iters=0), "iters must be an integer ≥ 1"),
+])
+def test_builders_refuse_bad_starting_values_with_a_message_in_the_widget(build, match):
+    widget = build()
+    assert "dipcourse-widget" in widget._dom_classes
+    message = widget.children[0]
+    assert "dipcourse-message" in message._dom_classes and match in html.unescape(message.value)
+
+
+def test_rho_range_from_zero_is_refused_not_minus_infinity():
+    from dipcourse.operators import RandomMask, measure
+    image = tiny_image()
+    A = RandomMask(tuple(image.shape), keep=0.5, seed=0)
+    box = W.rho_explorer(A, measure(A, image, 0.05), image, rho_range=(0, 100), dip_iters=2)
+    assert "logarithmic slider needs min > 0" in html.unescape(box.children[0].value)
+
+
+def test_a_displayed_widget_offers_its_picture_to_static_pages():
+    explorer = W.InstantExplorer(CountingCompute(), draw_value, {"sigma": sigma_slider(0.3)}, name="static")
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]) == explorer.image.value
+    assert "Interactive widget" in bundle["text/plain"]

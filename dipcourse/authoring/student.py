@@ -7,7 +7,7 @@ function keeps its ``def`` line(s) and docstring and its body becomes
 ``raise NotImplementedError("Exercise: ...")``; the check cell stays, so students know when they
 are done.
 
-``python -m dipcourse.student [--out student] [notebooks/NN_x.ipynb ...]`` (or ``make student``)
+``python -m dipcourse.authoring.student [--out student] [notebooks/NN_x.ipynb ...]`` (or ``make student``)
 writes ``student/NN_x.ipynb`` for every lesson in ``notebooks/``.
 """
 import ast
@@ -144,7 +144,7 @@ def write_student_versions(notebooks, out):
 def main(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m dipcourse.student", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dipcourse.authoring.student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="lessons (default: notebooks/*.ipynb)")
     parser.add_argument("--out", default="student", help="output folder (default: student/)")
     args = parser.parse_args(argv)

@@ -1,19 +1,25 @@
-"""Run the whole course headless: every lesson in order, executed notebooks + HTML in ``build/``.
+"""Run the whole course headless: every lesson in order; executed notebooks, HTML, times and claims in ``build/``.
 
-``python -m dipcourse.course run --profile teaching`` (or ``make run PROFILE=teaching``) executes
+``python -m dipcourse.authoring.course run --profile teaching`` (or ``make run PROFILE=teaching``) executes
 each ``notebooks/NN_*.ipynb`` top to bottom in a fresh kernel with ``DIPCOURSE_PROFILE`` set, writes
-``build/<profile>/NN_*.ipynb`` and ``build/<profile>/NN_*.html``, prints each lesson's time, and
-writes the table to ``build/<profile>/times.md``. A cell error fails loudly: the error is printed,
-the remaining lessons still run, and the exit status is 1.
+``build/<profile>/NN_*.ipynb`` and ``build/<profile>/NN_*.html``, prints each lesson's time, and writes
 
+* ``build/<profile>/times.md`` — the lessons' wall times;
+* ``build/<profile>/claims.json`` and ``claims.md`` — every claim the lessons' Checks stated
+  (:mod:`dipcourse.claims`): value, bound, margin, spread, whether it holds.
+
+A cell error fails loudly: the error is printed, the remaining lessons still run, and the exit status is 1.
+``--threads N`` runs the kernels with ``OMP_NUM_THREADS=N`` (the claims must hold at 1 and at 2).
 ``--inplace`` also writes each successfully executed notebook back over ``notebooks/`` — how
 instructors refresh the committed outputs (``make refresh`` does it with the teaching profile).
 """
+import json
 import os
 import pathlib
 import sys
 import time
 
+from dipcourse.claims import collect
 from dipcourse.config import PROFILE_NAMES
 
 
@@ -22,32 +28,31 @@ def lessons(folder="notebooks"):
     return sorted(pathlib.Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute_lesson(path, profile, timeout=1800):
+def execute_lesson(path, profile, timeout=1800, threads=None, extra_env=None):
     """Execute the notebook at ``path`` in a fresh kernel with ``DIPCOURSE_PROFILE=profile``.
+
+    ``threads`` sets ``OMP_NUM_THREADS`` in the kernel; ``extra_env`` adds other variables (the mutation
+    tests put a changed copy of the package first on ``PYTHONPATH``). The kernel runs in the lesson's
+    folder, as when a student opens it in JupyterLab.
 
     Returns:
         ``(notebook, seconds, error)`` where ``error`` is ``None`` or the failing cell's error text.
-        The kernel runs in the lesson's folder, as when a student opens it in JupyterLab.
     """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
-    env_before = os.environ.get("DIPCOURSE_PROFILE")
-    os.environ["DIPCOURSE_PROFILE"] = profile  # the kernel inherits this process's environment
+    env = dict(os.environ, DIPCOURSE_PROFILE=profile, **(extra_env or {}))
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(pathlib.Path(path).parent)}})
     start, error = time.perf_counter(), None
     try:
-        client.execute()
+        client.execute(env=env)
     except CellExecutionError as err:
         error = str(err)
-    finally:
-        if env_before is None:
-            os.environ.pop("DIPCOURSE_PROFILE", None)
-        else:
-            os.environ["DIPCOURSE_PROFILE"] = env_before
     return nb, time.perf_counter() - start, error
 
 
@@ -59,8 +64,8 @@ def export_html(nb, target):
     pathlib.Path(target).write_text(body, encoding="utf-8")
 
 
-def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800):
-    """Execute every lesson; return ``[(name, seconds, error or None)]`` and write ``times.md``."""
+def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800, threads=None):
+    """Execute every lesson; return ``[(name, seconds, error or None)]``; write times and claims."""
     import nbformat
 
     notebooks = [pathlib.Path(p) for p in (notebooks or lessons())]
@@ -68,10 +73,10 @@ def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800
         raise ValueError("no lessons found: run from the repository root or name the notebooks")
     out = pathlib.Path(out) / profile
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    results, claims = [], []
     for path in notebooks:
         print(f"--- {path.name} ({profile} profile) ...", flush=True)
-        nb, seconds, error = execute_lesson(path, profile, timeout)
+        nb, seconds, error = execute_lesson(path, profile, timeout, threads)
         nbformat.write(nb, out / path.name)
         export_html(nb, out / path.with_suffix(".html").name)
         if error:
@@ -81,7 +86,10 @@ def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800
             if inplace:
                 nbformat.write(nb, path)
         results.append((path.name, seconds, error))
+        claims.extend(collect(nb))
     (out / "times.md").write_text(times_table(results, profile))
+    (out / "claims.json").write_text(json.dumps(claims, indent=1))
+    (out / "claims.md").write_text(claims_table(claims, profile))
     return results
 
 
@@ -95,7 +103,7 @@ def times_table(results, profile):
     total = sum(seconds for _, seconds, _ in results)
     return "\n".join([
         f"Profile `{profile}`, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}.",
+        f"torch {torch.__version__}, threads {os.environ.get('OMP_NUM_THREADS') or torch.get_num_threads()}.",
         "",
         "| lesson | seconds | status |",
         "|---|---:|---|",
@@ -105,10 +113,25 @@ def times_table(results, profile):
     ])
 
 
+def claims_table(collected, profile):
+    """Markdown of every lesson's claims (one table per lesson), from :func:`dipcourse.claims.collect`."""
+    lines = [f"# Claims, profile `{profile}`", ""]
+    for block in collected:
+        lines += [f"## {block['lesson']} (torch threads {block['threads']}, {block['machine']})", "",
+                  "| claim | value | bound | margin | samples | holds |", "|---|---:|---:|---:|---|---|"]
+        for c in block["claims"]:
+            samples = ", ".join(f"{v:.3g}" for v in c["samples"])
+            lines.append(f"| {c['name']} | {c['value']:.4g} {c['unit']} ({c['statistic']}) | {c['direction']} "
+                         f"{c['bound']:g} | {c['margin']:+.3g} | {samples} | {'yes' if c['holds'] else 'NO'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m dipcourse.course", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m dipcourse.authoring.course",
+                                     description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute every lesson in order")
     run.add_argument("notebooks", nargs="*", help="lessons to run (default: notebooks/NN_*.ipynb)")
@@ -116,9 +139,10 @@ def main(argv=None):
     run.add_argument("--out", default="build", help="output folder (default: build/)")
     run.add_argument("--inplace", action="store_true", help="also overwrite the lessons with the new outputs")
     run.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    run.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the kernels")
     args = parser.parse_args(argv)
     try:
-        results = run_course(args.profile, args.notebooks, args.out, args.inplace, args.timeout)
+        results = run_course(args.profile, args.notebooks, args.out, args.inplace, args.timeout, args.threads)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -128,7 +152,7 @@ def main(argv=None):
         print(f"FAILED: {', '.join(failed)} (see the errors above; outputs in {args.out}/{args.profile}/)",
               file=sys.stderr)
         return 1
-    print(f"All {len(results)} lessons ran; executed notebooks and HTML in {args.out}/{args.profile}/")
+    print(f"All {len(results)} lessons ran; notebooks, HTML, times.md and claims.md in {args.out}/{args.profile}/")
     return 0
 
 
