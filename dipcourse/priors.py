@@ -31,8 +31,11 @@ BM3D_INSTALL = "bm3d is not installed: .venv/bin/pip install bm3d (or pip instal
 _fallback_warned = False
 
 
-def _image(x, func):
-    """``x`` must be a finite float tensor of shape (C, H, W) or (B, C, H, W)."""
+def _image(x, func, finite=True):
+    """``x`` must be a float tensor of shape (C, H, W) or (B, C, H, W) — with finite values, unless the
+    function is a term of a training loss (there a NaN is the run's to report: it stops as diverged)."""
+    if not finite:
+        return checks.tensor(x, "x", func, ndim=(3, 4), finite=False)
     return checks.image(x, "x", func, batch=True)
 
 
@@ -68,7 +71,7 @@ def tv_norm(x):
     For (C, H, W) it returns a 0-d tensor, for (B, C, H, W) one value per
     image, shape (B,). Differentiable with autograd (the explicit-TV loss (36) uses it).
     """
-    _image(x, "tv_norm")
+    _image(x, "tv_norm", finite=False)
     dv, dh = image_gradient(x)
     return dv.abs().sum(dim=(-3, -2, -1)) + dh.abs().sum(dim=(-3, -2, -1))
 
@@ -268,7 +271,7 @@ def idct2(coeffs):
 
 def dct_l1_norm(x):
     """‖Φx‖₁ with Φ the orthonormal 2-D DCT per channel (the sparsity prior of §2.1); per image for a batch."""
-    _image(x, "dct_l1_norm")
+    _image(x, "dct_l1_norm", finite=False)
     return dct2(x).abs().sum(dim=(-3, -2, -1))
 
 

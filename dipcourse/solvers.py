@@ -60,7 +60,7 @@ def loss_note(R, image="x"):
 
 
 def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, callback, accelerate):
-    iters = _check_problem(name, A, b, prox, iters, ref, x0)
+    iters = _check_problem(name.lower(), A, b, prox, iters, ref, x0)
     L = A.norm_sq
     R = reg if reg is not None else regularizer(prox)
     run = Run(name, [ref], iters, params={"algorithm": name, "iters": iters, "step": 1.0 / L, "loss": loss_note(R)},

@@ -6,6 +6,7 @@ amplifies, make the two runs drift apart slowly; see the module docstring. The f
 compares a short run with a tolerance far below the curves' changes.)
 """
 import os
+import time
 
 import numpy as np
 import pytest
@@ -103,9 +104,13 @@ def test_auto_runs_in_processes_on_the_cpu_and_batched_runs_amortise_time():
     auto = fit_many("dip", ops, bs, 3, refs=refs, net_kwargs=TINY_NET, progress=False)
     expected = "processes" if (os.cpu_count() or 1) >= 2 else "sequential"
     assert all(r.params["mode"] == expected for r in auto)      # CPU: not batched (see the benchmark)
+    start = time.perf_counter()
     forced = fit_many("dip", ops, bs, 3, refs=refs, net_kwargs=TINY_NET, batched=True, progress=False)
+    elapsed = time.perf_counter() - start
     assert all(r.params["batched"] == 2 for r in forced)
-    assert all(np.all(np.diff(r.history["time_wall"]) >= 0) for r in forced)
+    # each image is charged half of the shared clock, so the images' times add up to the run's duration
+    shares = sum(r.history["time_wall"][-1] for r in forced)
+    assert 0.3 * elapsed <= shares <= elapsed
 
 
 def test_one_operator_for_all_images():

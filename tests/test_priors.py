@@ -283,6 +283,28 @@ def test_nlm_reduces_noise_and_keeps_shape():
         nlm_denoise(noisy, sigma=-0.1)
 
 
+def test_nlm_uses_the_thesis_parameters_under_scikit_image_s_names():
+    """§3.3: NLM "noise standard deviation 0.01, patch distance 2, cut-off distance 0.05", which scikit-image
+    calls sigma, patch_distance and h. The prior must be exactly that call — and not the call with sigma and
+    h swapped, or patch distance and size confused, each of which gives another image here."""
+    from skimage.restoration import denoise_nl_means
+
+    noisy = _noisy(load_image("astronaut", size=32), 10 / 255)
+    hwc = noisy.double().numpy().transpose(1, 2, 0)
+
+    def skimage_nlm(**settings):
+        out = denoise_nl_means(hwc, fast_mode=True, channel_axis=-1, **settings)
+        return torch.from_numpy(out.transpose(2, 0, 1).copy()).float()
+
+    thesis = skimage_nlm(sigma=0.01, patch_distance=2, h=0.05, patch_size=7)
+    torch.testing.assert_close(nlm_denoise(noisy), thesis, rtol=0, atol=1e-6)
+    torch.testing.assert_close(make_prox("nlm")(noisy, 1.0), thesis, rtol=0, atol=1e-6)
+    for wrong in (dict(sigma=0.05, patch_distance=2, h=0.01, patch_size=7),
+                  dict(sigma=0.01, patch_distance=7, h=0.05, patch_size=2),
+                  dict(sigma=0.01, patch_distance=2, h=0.05, patch_size=5)):
+        assert (skimage_nlm(**wrong) - thesis).abs().max() > 1e-3, wrong
+
+
 def test_bm3d_reduces_noise_and_keeps_shape(optional):
     optional.require("bm3d")
     clean = load_image("astronaut", size=64)

@@ -1,0 +1,272 @@
+"""Bad input across the public API: each class of mistake gets a clear error that names the argument.
+
+Every public function checks its arguments through :mod:`dipcourse.checks`. Here one test per class of
+input — numbers, finite values, images, dtypes, devices, operators, callables, runs that diverge — is
+parametrised over the functions that take such an argument, and asserts the message names the function,
+the argument and what to do, and that the error is raised at once (not from deep inside torch).
+"""
+import math
+import traceback
+
+import numpy as np
+import pytest
+import torch
+
+from dipcourse import admm, dip, jacobian, metrics, operators, priors, solvers
+from dipcourse.batched import fit_many
+from dipcourse.networks import SkipNet
+from dipcourse.result import Result
+from dipcourse.runs import DivergedError
+
+SHAPE = (3, 16, 16)
+NET = dict(nd=[4, 4], ns=[2, 2])
+
+
+def image(seed=0):
+    return torch.rand(SHAPE, generator=torch.Generator().manual_seed(seed))
+
+
+def problem():
+    A = operators.RandomMask(SHAPE, keep=0.5, seed=0)
+    return A, operators.measure(A, image(), 0.05, seed=0), image()
+
+
+def l1_prox(v, rho):
+    return torch.sign(v) * torch.clamp(v.abs() - 0.01 / rho, min=0)
+
+
+def shallow(function_call):
+    """Call and return the exception, checking it came from the argument checks, not from deep inside."""
+    with pytest.raises((TypeError, ValueError)) as info:
+        function_call()
+    frames = [f for f in traceback.extract_tb(info.value.__traceback__)
+              if "/dipcourse/" in f.filename and not f.filename.endswith("checks.py")]
+    assert len(frames) <= 4, f"raised {len(frames)} frames deep in the package: {frames[-1]}"
+    assert "/dipcourse/" in traceback.extract_tb(info.value.__traceback__)[-1].filename, "raised inside a library"
+    return str(info.value)
+
+
+# Each entry: the function's name, and a call that takes the bad value for the argument under test.
+def _runs(A, b, ref):
+    return {
+        "fit_dip": lambda **kw: dip.fit_dip(A, b, **{"iters": 2, "net_kwargs": NET, "ref": ref, "progress": False,
+                                                     **kw}),
+        "dip_admm_v1": lambda **kw: admm.dip_admm_v1(A, b, l1_prox, **{"iters": 2, "net_kwargs": NET, "ref": ref,
+                                                                        "progress": False, **kw}),
+        "dip_admm_v2": lambda **kw: admm.dip_admm_v2(A, b, l1_prox, **{"iters": 2, "net_kwargs": NET, "ref": ref,
+                                                                        "progress": False, **kw}),
+        "dip_tv_gd": lambda **kw: admm.dip_tv_gd(A, b, **{"iters": 2, "net_kwargs": NET, "ref": ref,
+                                                          "progress": False, **kw}),
+        "deep_red": lambda **kw: admm.deep_red(A, b, priors.make_prox("tv"), **{"iters": 2, "net_kwargs": NET,
+                                                                                 "ref": ref, "progress": False, **kw}),
+        "ista": lambda **kw: solvers.ista(A, b, l1_prox, **{"iters": 2, "ref": ref, **kw}),
+        "fista": lambda **kw: solvers.fista(A, b, l1_prox, **{"iters": 2, "ref": ref, **kw}),
+        "pnp_admm": lambda **kw: solvers.pnp_admm(A, b, l1_prox, **{"iters": 2, "ref": ref, **kw}),
+    }
+
+
+RUNS = list(_runs(*problem()))
+DIP_STYLE = ["fit_dip", "dip_admm_v1", "dip_admm_v2", "dip_tv_gd", "deep_red"]
+
+
+# ---- numbers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", RUNS)
+@pytest.mark.parametrize("iters, kind", [(0, "≥ 1"), (-3, "≥ 1"), (2.5, "an integer"), (True, "an integer"),
+                                         ("10", "an integer")])
+def test_iters_must_be_a_positive_integer(name, iters, kind):
+    message = shallow(lambda: _runs(*problem())[name](iters=iters))
+    assert f"{name}: iters must be an integer" in message and kind in message
+
+
+@pytest.mark.parametrize("name", DIP_STYLE)
+@pytest.mark.parametrize("lr", [0.0, -1e-3, math.inf, math.nan, True, "0.01"])
+def test_learning_rate_must_be_finite_and_positive(name, lr):
+    message = shallow(lambda: _runs(*problem())[name](lr=lr))
+    assert f"{name}: lr must be a finite number > 0" in message and "0.001" in message
+
+
+@pytest.mark.parametrize("name", ["dip_admm_v1", "dip_admm_v2", "deep_red", "pnp_admm"])
+@pytest.mark.parametrize("rho", [0, -1.0, math.inf, math.nan, False])
+def test_rho_must_be_finite_and_positive(name, rho):
+    message = shallow(lambda: _runs(*problem())[name](rho=rho))
+    assert f"{name}: rho must be a finite number > 0" in message and "thesis uses 1" in message
+
+
+@pytest.mark.parametrize("call", [
+    lambda v: operators.measure(operators.Identity(SHAPE), image(), v),
+    lambda v: priors.nlm_denoise(image(), sigma=v),
+    lambda v: priors.prox_tv(image(), v),
+    lambda v: priors.make_prox("tv", lam=v),
+    lambda v: dip.fit_dip(operators.Identity(SHAPE), image(), 2, loss="sure", sigma=v, net_kwargs=NET, progress=False),
+], ids=["measure", "nlm_denoise", "prox_tv", "make_prox", "fit_dip(sure)"])
+@pytest.mark.parametrize("value", [-0.1, math.nan, math.inf, True])
+def test_noise_levels_and_weights_refuse_negative_nan_inf_and_bool(call, value):
+    message = shallow(lambda: call(value))
+    assert "must be a finite number" in message and "got" in message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: dip.fit_dip(*problem()[:2], 2, lr=np.float32(0.01), net_kwargs=NET, progress=False),
+    lambda: admm.dip_admm_v2(*problem()[:2], l1_prox, np.int64(2), rho=np.float64(1.0), net_kwargs=NET,
+                             progress=False),
+    lambda: operators.measure(operators.Identity(SHAPE), image(), np.float32(0.1), seed=np.int64(3)),
+    lambda: operators.RandomMask(SHAPE, keep=np.float32(0.5)),
+    lambda: priors.prox_tv(image(), np.float32(0.01)),
+    lambda: solvers.pnp_admm(*problem()[:2], l1_prox, rho=torch.tensor(1.0), iters=np.int32(2)),
+], ids=["fit_dip lr", "admm iters/rho", "measure sigma/seed", "RandomMask keep", "prox_tv lam", "pnp rho tensor"])
+def test_numpy_scalars_and_0d_tensors_are_numbers_everywhere(call):
+    call()
+
+
+# ---- finite values -----------------------------------------------------------------------------
+
+def _with_nan(t):
+    t = t.clone()
+    t.view(-1)[3] = math.nan
+    return t
+
+
+@pytest.mark.parametrize("name", RUNS)
+@pytest.mark.parametrize("argument", ["b", "ref"])
+def test_nan_in_measurement_or_reference_is_refused(name, argument):
+    A, b, ref = problem()
+    if argument == "b":
+        b = _with_nan(b)
+    else:
+        ref = _with_nan(ref)
+    message = shallow(lambda: _runs(A, b, ref)[name]())
+    assert f"{name}: {argument} has 1 NaN or infinite value" in message
+
+
+@pytest.mark.parametrize("call, where", [
+    (lambda x: operators.measure(operators.Identity(SHAPE), x, 0.1), "measure: x"),
+    (lambda x: metrics.psnr(image(), x), "psnr: img"),
+    (lambda x: metrics.psnr(x, image()), "psnr: ref"),
+    (lambda x: priors.prox_tv(x, 0.01), "prox_tv: x"),
+    (lambda x: priors.nlm_denoise(x), "nlm_denoise: x"),
+    (lambda x: priors.red_gradient(x, lambda y: y), "red_gradient: x"),
+    (lambda x: dip.WMVStopper(3, 3).update(x), "WMVStopper.update: x"),
+], ids=["measure", "psnr img", "psnr ref", "prox_tv", "nlm", "red_gradient", "wmv"])
+def test_nan_or_inf_images_are_refused(call, where):
+    for bad in (math.nan, math.inf):
+        x = image()
+        x[0, 1, 2] = bad
+        assert where in shallow(lambda: call(x))
+
+
+def test_nan_in_a_basis_is_refused():
+    U = np.linalg.qr(np.random.default_rng(0).standard_normal((768, 4)))[0]
+    U[5, 1] = np.nan
+    message = shallow(lambda: jacobian.fit_along_directions(image(), U, 2, p=2, progress=False))
+    assert "fit_along_directions" in message and "NaN" in message
+
+
+def test_a_basis_that_is_not_orthonormal_is_refused():
+    U = np.random.default_rng(0).standard_normal((768, 4))
+    assert "orthonormal" in shallow(lambda: jacobian.fit_along_directions(image(), U, 2, progress=False))
+
+
+@pytest.mark.parametrize("name", ["fit_dip", "dip_admm_v2", "dip_tv_gd"])
+def test_a_run_that_diverges_stops_and_names_the_iteration(name):
+    A, b, ref = problem()
+    with pytest.raises(DivergedError, match=r"diverged at iteration \d+") as info:
+        _runs(A, b, ref)[name](lr=1e30, iters=20)
+    assert "lr" in str(info.value)
+
+
+def test_the_peak_ignores_nan_entries():
+    history = {"iteration": np.arange(4), "psnr": np.array([10.0, np.nan, 12.0, 11.0])}
+    result = Result(x=image(), best=image(), history=history)
+    assert result.peak_iteration == 2 and result.peak_psnr == 12.0
+    assert Result(x=image(), best=image(), history={"iteration": np.arange(2), "psnr": np.full(2, np.nan)}) \
+        .peak_iteration is None
+
+
+# ---- images and dtypes -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", RUNS)
+def test_measurement_of_the_wrong_shape_dtype_or_type(name):
+    A, b, ref = problem()
+    assert f"{name}: b must be a tensor of shape (384,)" in shallow(lambda: _runs(A, b[:-1], ref)[name]())
+    assert "dtype torch.int64. Convert it with x.float()" in shallow(lambda: _runs(A, b.long(), ref)[name]())
+    assert "must be a torch.Tensor" in shallow(lambda: _runs(A, b.numpy(), ref)[name]())
+
+
+def test_a_uint8_image_is_refused_with_the_conversion_to_use():
+    x8 = (image() * 255).to(torch.uint8)
+    assert "x.float() / 255" in shallow(lambda: operators.measure(operators.Identity(SHAPE), x8, 0.1))
+    assert "x.float() / 255" in shallow(lambda: priors.prox_tv(x8, 0.01))
+
+
+def test_float64_works_end_to_end_and_mixed_dtypes_are_refused():
+    A, b, ref = problem()
+    result = dip.fit_dip(A, b.double(), 3, ref=ref.double(), net_kwargs=NET, progress=False)
+    assert result.x.dtype == torch.float64 and np.isfinite(result.history["psnr"]).all()
+    result = admm.dip_admm_v2(A, b.double(), priors.make_prox("tv"), 2, ref=ref.double(), net_kwargs=NET,
+                              progress=False)
+    assert result.x.dtype == torch.float64
+    assert "share one dtype" in shallow(lambda: dip.fit_dip(A, b.double(), 2, ref=ref, net_kwargs=NET, progress=False))
+    net = SkipNet(out_channels=3, **NET)
+    assert "weights are torch.float32 but the measurement is torch.float64" in \
+        shallow(lambda: dip.fit_dip(A, b.double(), 2, net=net, progress=False))
+    z64 = net.make_input(16, 16).double()
+    assert "z is torch.float64 but the network's weights are torch.float32" in shallow(lambda: net(z64))
+
+
+# ---- devices -----------------------------------------------------------------------------------
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("name", DIP_STYLE)
+def test_cuda_without_a_gpu_is_refused_with_advice(name):
+    message = shallow(lambda: _runs(*problem())[name](device="cuda"))
+    assert f"{name}: device must be a device this machine has" in message and "default_device()" in message
+
+
+@pytest.mark.parametrize("device", ["tpu", 3.5])
+def test_unknown_devices_are_refused(device):
+    assert "device" in shallow(lambda: _runs(*problem())["fit_dip"](device=device))
+
+
+# ---- operators and callables -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", RUNS)
+def test_something_that_is_not_an_operator(name):
+    _, b, ref = problem()
+    message = shallow(lambda: _runs(np.eye(3), b, ref)[name]())
+    assert f"{name}: A must be an operator from dipcourse.operators" in message and "lacks .forward" in message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: admm.dip_admm_v2(*problem()[:2], 42, 2, progress=False),
+    lambda: solvers.ista(*problem()[:2], "not a prox", 2),
+    lambda: dip.fit_dip(*problem()[:2], 2, callback=5, net_kwargs=NET, progress=False),
+    lambda: admm.deep_red(*problem()[:2], 3.0, 2, net_kwargs=NET, progress=False),
+], ids=["admm prox", "ista prox", "fit_dip callback", "deep_red denoiser"])
+def test_callables_must_be_callable(call):
+    assert "must be a callable" in shallow(call)
+
+
+def test_fit_many_checks_every_measurement_and_refuses_zero_iterations():
+    A, b, ref = problem()
+    message = shallow(lambda: fit_many("dip", A, [b, b[:-2]], 2, net_kwargs=NET, workers=0, progress=False))
+    assert "fit_many: b must be a tensor of shape (384,)" in message
+    assert "fit_many: iters must be an integer ≥ 1" in shallow(
+        lambda: fit_many("dip", A, [b, b], 0, net_kwargs=NET, batched=True, progress=False))
+
+
+# ---- what the Jacobian tools promise -----------------------------------------------------------
+
+def test_jjt_operator_knows_its_output_shape():
+    net = SkipNet(in_channels=4, out_channels=3, nd=[4, 4])
+    op = jacobian.jjt_operator(net, net.make_input(8, 8))
+    assert op.out_shape == (3, 8, 8) and op.shape == (192, 192)
+
+
+def test_ntk_gram_at_its_memory_bound_counts_its_working_memory():
+    net = SkipNet(in_channels=4, out_channels=3, nd=[4, 4])
+    z = net.make_input(8, 8)
+    n, block = 192, 64
+    exact = 8 * n * n + n * block * (2 * 4 + 8)
+    assert jacobian.ntk_gram(net, z, max_bytes=exact).shape == (n, n)
+    assert "needs" in shallow(lambda: jacobian.ntk_gram(net, z, max_bytes=8 * n * n))
