@@ -91,3 +91,5 @@ bench: $(READY)
 
 clean:
 	rm -rf build student test-output $(LATEST_VENV)
+
+include site/site.mk
