@@ -23,6 +23,8 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_LATEST ?= torch
 PYTEST_ARGS ?=
+# torch thread counts the lessons are tested at (the first also runs the unit and browser tests)
+LESSON_THREADS ?= 2 1
 LAB_ARGS ?=
 LATEST_VENV ?= .venv-latest
 
@@ -61,11 +63,17 @@ $(READY): pyproject.toml
 lab: $(READY)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-# One pytest run: tests/ (unit, committed outputs, student, Colab, environment, browser) and every
-# lesson under nbval in the quick profile. tests/conftest.py blocks the network inside every kernel,
-# so the nbval run is also the offline test. CI=true turns skips of optional pieces into failures.
+# One pytest run: tests/ (unit, mutation, committed outputs, student, Colab, environment, browser,
+# site) and every lesson under nbval in the quick profile; then the lessons again at the other thread
+# counts of LESSON_THREADS. tests/conftest.py blocks the network inside every kernel, so the nbval run is
+# also the offline test. CI=true turns skips of optional pieces into failures.
 test: $(READY)
-	DIPCOURSE_PROFILE=quick $(PY) -m pytest tests notebooks $(NBVAL) --durations=15 $(PYTEST_ARGS)
+	DIPCOURSE_PROFILE=quick OMP_NUM_THREADS=$(firstword $(LESSON_THREADS)) \
+	  $(PY) -m pytest tests notebooks $(NBVAL) --durations=15 $(PYTEST_ARGS)
+	@set -e; for threads in $(wordlist 2,9,$(LESSON_THREADS)); do \
+	  echo ">>> the lessons again with OMP_NUM_THREADS=$$threads (their claims must not depend on it)"; \
+	  DIPCOURSE_PROFILE=quick OMP_NUM_THREADS=$$threads $(PY) -m pytest notebooks $(NBVAL) -q $(PYTEST_ARGS); \
+	done
 
 run: $(READY)
 	$(PY) -m dipcourse.authoring.course run --profile $(PROFILE)

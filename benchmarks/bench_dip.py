@@ -7,7 +7,7 @@ the extra time per iteration in percent (goal: ≤ 10 %).
 
 A third loop, "torch defaults", is the plain loop as most tutorials write it: NCHW tensors and
 ``torch.optim.Adam``'s per-tensor update. The course trains in channels-last layout with the fused
-Adam kernel on the CPU (``dipcourse.dip.to_device`` and ``dipcourse.dip.adam``); the speed-up column
+Adam kernel on the CPU (``dipcourse.training.to_device`` and ``dipcourse.training.adam``); the speed-up column
 is torch defaults / plain loop.
 
 The loops are measured alternately (who goes first alternates too), several rounds each. On a machine shared with other jobs the
@@ -32,9 +32,10 @@ from pathlib import Path
 import torch
 
 from dipcourse.config import seed_everything
-from dipcourse.dip import SkipNet, adam, fit_dip, make_input, to_device
+from dipcourse.dip import SkipNet, fit_dip, make_input
 from dipcourse.operators import Identity, measure
 from dipcourse.result import Tracker
+from dipcourse.training import adam, to_device
 
 ITERS = {64: 20, 128: 8, 256: 3}
 

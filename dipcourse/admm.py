@@ -38,7 +38,7 @@ import torch
 from dipcourse import checks
 from dipcourse.metrics import psnr
 from dipcourse.operators import data_term
-from dipcourse.priors import make_prox, red_prox, regularizer, tv_norm
+from dipcourse.priors import fresh, make_prox, red_prox, regularizer, tv_norm
 from dipcourse.runs import Run
 from dipcourse.solvers import loss_note
 from dipcourse.training import Problem, SingleNetwork, adam, data_terms, prepare_network, run_device
@@ -116,6 +116,13 @@ def record_iteration(run, t, problems, reg, g, networks, x=None, u=None, counter
     return run.record(t, g, state=state, **values)
 
 
+def theta_step(optimizer, loss):
+    """Line 3 of Algorithms 1 and 2: one Adam step on θ for the θ-part of the augmented Lagrangian."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def prox_each(counters, v, rho):
     """x_k = prox_{R/ρ}(v_k) for each image k (the denoisers work on one image at a time)."""
     return torch.stack([counter(vk, rho) for counter, vk in zip(counters, v)])
@@ -189,7 +196,7 @@ def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, 
 def admm_v1_steps(problems, networks, seeds, prox, *, iters, rho, inner, lr, callback=None, progress=True,
                   snapshots=()):
     """Algorithm 1's loop for K problems and their networks; returns one Result per problem."""
-    counters = [CountingProx(prox) for _ in problems]
+    counters = [CountingProx(fresh(prox)) for _ in problems]
     reg = regularizer(prox)
     optimizer = adam(networks.parameters(), lr, networks.device)
     run = make_run("DIP-ADMM-v1", problems, networks, dict(algorithm="DIP-ADMM-v1", rho=rho, inner=inner),
@@ -200,9 +207,7 @@ def admm_v1_steps(problems, networks, seeds, prox, *, iters, rho, inner, lr, cal
     for t in run:
         x = torch.stack([ista_x_step(p.A, p.b, c, xk, gk, uk, rho, inner)                    # line 2
                          for p, c, xk, gk, uk in zip(problems, counters, x, g.detach(), u)])
-        optimizer.zero_grad()
-        (0.5 * rho * torch.sum((x - g + u) ** 2)).backward()                                 # line 3
-        optimizer.step()
+        theta_step(optimizer, 0.5 * rho * torch.sum((x - g + u) ** 2))                      # line 3
         g = networks()
         u = u + (x - g.detach())                                                             # line 4
         if record_iteration(run, t, problems, reg, g, networks, x, u, counters):
@@ -241,7 +246,7 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
 def admm_v2_steps(problems, networks, seeds, prox, *, iters, rho, lr, callback=None, progress=True,
                   snapshots=(), name="DIP-ADMM-v2", params=None):
     """Algorithm 2's loop for K problems and their networks; returns one Result per problem."""
-    counters = [CountingProx(prox) for _ in problems]
+    counters = [CountingProx(fresh(prox)) for _ in problems]
     reg = regularizer(prox)
     optimizer = adam(networks.parameters(), lr, networks.device)
     run = make_run(name, problems, networks, dict(params or {}, algorithm=name, rho=rho),
@@ -250,9 +255,7 @@ def admm_v2_steps(problems, networks, seeds, prox, *, iters, rho, lr, callback=N
     u = torch.zeros_like(g.detach())   # u_0 = 0
     for t in run:
         x = prox_each(counters, g.detach() - u, rho)                                         # line 2
-        optimizer.zero_grad()
-        (data_terms(problems, g).sum() + 0.5 * rho * torch.sum((x - g + u) ** 2)).backward()  # line 3
-        optimizer.step()
+        theta_step(optimizer, data_terms(problems, g).sum() + 0.5 * rho * torch.sum((x - g + u) ** 2))  # line 3
         g = networks()
         u = u + (x - g.detach())                                                             # line 4
         if record_iteration(run, t, problems, reg, g, networks, x, u, counters):
@@ -288,9 +291,7 @@ def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None
     run = make_run("GD on (36)", [problem], networks, dict(algorithm="GD on (36)", lam=lam), options, [seed])
     g = networks()
     for t in run:
-        optimizer.zero_grad()
-        (data_terms([problem], g).sum() + torch.stack([reg(gk) for gk in g]).sum()).backward()   # loss (36)
-        optimizer.step()
+        theta_step(optimizer, data_terms([problem], g).sum() + torch.stack([reg(gk) for gk in g]).sum())  # (36)
         g = networks()
         if record_iteration(run, t, [problem], reg, g, networks):
             break
@@ -301,28 +302,32 @@ def dip_tv_gd(A, b, iters, lam=0.01, lr=1e-3, ref=None, seed=0, net=None, z=None
 # DeepRED: DIP with RED's regulariser (eq. 12, 21-22)
 # ----------------------------------------------------------------------------------------------
 
-def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=3, lr=1e-3, ref=None, seed=0, net=None, z=None,
-             callback=None, progress=True, device=None, net_kwargs=None, snapshots=()):
+def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=1, refresh_every=10, lr=1e-3, ref=None, seed=0,
+             net=None, z=None, callback=None, progress=True, device=None, net_kwargs=None, snapshots=()):
     """DeepRED (Mataev, Elad & Milanfar 2019; thesis eq. 12): DIP with RED's regulariser (eq. 21),
 
         min_{θ,x} ½‖b − AG(θ)‖² + (λ/2) xᵀ(x − f(x))   s.t. x = G(θ),
 
-    by the ADMM of DIP-ADMM-v2 (:func:`admm_v2_steps`), with one change: RED's x-step has no closed
-    form, so it is solved by ``inner`` fixed-point iterations (:func:`dipcourse.priors.red_prox`),
+    by the ADMM of DIP-ADMM-v2 (:func:`admm_v2_steps`: θ-step, x-step, dual step u ← u + x − G(θ)), with
+    one change: RED's x-step has no closed form, so it is solved by fixed-point steps
+    (:func:`dipcourse.priors.red_prox`),
 
         x ← (λ f(x) + ρ v) / (λ + ρ),   v = G(θ_t) − u_t,
 
     which set the gradient λ(x − f(x)) + ρ(x − v) of the x-problem to zero using RED's gradient
-    x − f(x) (eq. 22). That is the inner loop the thesis contrasts with DIP-ADMM-v2 (§2.3.2): each
-    iteration calls the denoiser ``inner`` times instead of once. ``denoiser`` is f, a callable on a
-    (C, H, W) image (e.g. ``dipcourse.priors.nlm_denoise``) or a prior's name for ``make_prox``.
-    Other arguments as in :func:`dip_admm_v2`; ``prox_calls`` counts x-steps (each ``inner`` denoiser calls).
+    x − f(x) (eq. 22). The thesis (§2.3.2) contrasts this x-step, an inner loop calling the denoiser
+    several times per iteration, with DIP-ADMM-v2's single prox call; DeepRED's public code makes one
+    step per iteration and recomputes f only every 10 (the defaults ``inner=1, refresh_every=10``;
+    ``inner=3, refresh_every=1`` is the thesis's reading). DeepRED's code uses λ = μ = 0.5 with a weak
+    NLM; λ = ρ = 1 here (lesson 07 measures the settings). ``denoiser`` is f: a callable on a (C, H, W)
+    image (e.g. ``make_prox("nlm", ...)``, called with its default ρ) or a prior's name for ``make_prox``.
+    Other arguments as in :func:`dip_admm_v2`; ``prox_calls`` counts x-steps.
     """
     where = "deep_red"
     problem = Problem.checked(where, A, b, ref)
     options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
                            snapshots=snapshots, rho=rho)
-    prox = red_prox(resolve_prox(denoiser, where), lam=lam, inner=inner)
+    prox = red_prox(resolve_prox(denoiser, where), lam=lam, inner=inner, refresh_every=refresh_every)
     networks = single_network(where, problem, net, z, seed, device, net_kwargs)
-    return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED", params=dict(lam=lam, inner=inner),
-                         **options)[0]
+    return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED",
+                         params=dict(lam=lam, inner=inner, refresh_every=refresh_every), **options)[0]

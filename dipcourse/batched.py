@@ -80,6 +80,10 @@ class NetworkStack:
     def parameters(self):
         return list(self.params.values())
 
+    def kernels(self):
+        """The stacked convolution kernels (K × a 4-D weight)."""
+        return [p for p in self.params.values() if p.dim() == 5]
+
     def __call__(self, noise=None):
         return self._forward(self.params, self.buffers, self.z if noise is None else self.z + noise)
 
@@ -224,7 +228,8 @@ def _batched(method, problems, seeds, iters, net_kwargs, nets, snapshots, progre
         settings = dip_options(where, iters=iters, seed=seeds[0], snapshots=snapshots, progress=progress,
                                callback=None, **_with_defaults(options, lr=1e-3, reg_noise_std=0.0, smoothing=0.9,
                                                                cuda_graph=False, loss="data", sigma=None,
-                                                               optimizer="adam", weight_decay=0.0, burn_in=0))
+                                                               optimizer="adam", weight_decay=0.0, weight_noise=0.0,
+                                                               burn_in=0))
         results = dip_steps(problems, stack, seeds, stoppers=stoppers, **settings)
     else:
         prox = resolve_prox(options.pop("prox"), where)

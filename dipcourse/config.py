@@ -76,3 +76,43 @@ def seed_everything(seed):
 def default_device():
     """``cuda`` when a CUDA GPU is available (Colab, a lab machine), else ``cpu``."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Settings:
+    """A lesson's settings table: for each setting the thesis's value, the lesson's value in every profile,
+    and why they differ — the table is made from the very values the lesson uses, so it cannot drift::
+
+        settings = Settings()
+        size = settings.add("image side (px)", thesis="128 (§3.3)", quick=32, teaching=64, paper=128,
+                            why="a CPU lesson's budget; DIP's behaviour is the same at 64 px")
+        settings          # shows the table; the current profile's column is marked
+
+    :meth:`add` returns the value for the current profile (``value=`` gives one value for all profiles).
+    """
+
+    def __init__(self, profile=None):
+        self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        self.rows = []
+
+    def add(self, name, thesis, why="", value=None, **by_profile):
+        if value is not None:
+            if by_profile:
+                raise ValueError(f"setting {name!r}: give value= or one value per profile, not both")
+            by_profile = {p: value for p in PROFILE_NAMES}
+        self.rows.append((name, thesis, {p: by_profile.get(p) for p in PROFILE_NAMES}, why))
+        return self.profile.pick(**by_profile)
+
+    def markdown(self):
+        heads = [f"**{p}** (this run)" if p == self.profile.name else p for p in PROFILE_NAMES]
+        lines = ["| setting | thesis | " + " | ".join(heads) + " | why the lesson differs |",
+                 "|---|---|" + "---|" * len(PROFILE_NAMES) + "---|"]
+        for name, thesis, values, why in self.rows:
+            cells = [f"**{values[p]}**" if p == self.profile.name else str(values[p]) for p in PROFILE_NAMES]
+            lines.append(f"| {name} | {thesis} | " + " | ".join(cells) + f" | {why} |")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self):
+        return self.markdown()
+
+    def __repr__(self):
+        return self.markdown()

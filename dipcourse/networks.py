@@ -216,3 +216,75 @@ def make_input(channels, height, width, seed=0, noise="uniform"):
     if noise == "gaussian":
         return torch.randn(1, channels, height, width, generator=generator)
     return torch.rand(1, channels, height, width, generator=generator) * 0.1
+
+
+class DeepDecoder(nn.Module):
+    """The deep decoder of Heckel & Hand (ICLR 2019), thesis §2.3.3: an *under*-parameterised image model.
+
+    No 3×3 convolutions, no encoder, no skips: ``depth`` blocks of
+
+        1×1 convolution (k → k, no bias) → bilinear upsampling ×2 → ReLU → BatchNorm (scale and shift)
+
+    then one more block without upsampling, and a 1×1 convolution to ``out_channels`` followed by a
+    sigmoid — as ``decodernw`` in the authors' ``include/decoder.py``. Only the upsampling mixes
+    neighbouring pixels. The input is fixed noise of shape (k, H/2^depth, W/2^depth) (U[0, 0.1), as in their
+    ``fit.py``), so an image of side s needs s divisible by 2^depth with at least 2 px left (a 1×1 input
+    makes a constant image).
+
+    Parameters: (depth + 1)·(k² + 2k) + k·out_channels (:meth:`parameter_count`). With fewer
+    parameters than the image has pixels it cannot reproduce all of the noise; with more it overfits like
+    DIP (at 32×32×3 = 3,072 pixels: k = 16, depth = 3 has 1,200 parameters and falls little; k = 32 has
+    4,448 and falls — lesson 07). The authors' denoising example uses k = 128, depth 5 on 512 px images.
+
+    Args:
+        out_channels: channels of the image (3 for colour).
+        channels: k, the channels of every block (default 64).
+        depth: the number of upsamplings (default 5).
+    """
+
+    def __init__(self, out_channels=3, channels=64, depth=5):
+        super().__init__()
+        self.out_channels = checks.integer(out_channels, "out_channels", "DeepDecoder", minimum=1)
+        self.channels = checks.integer(channels, "channels", "DeepDecoder", minimum=1)
+        self.depth = checks.integer(depth, "depth", "DeepDecoder", minimum=0)
+        self.in_channels = self.channels
+        self.config = dict(kind="deep decoder", out_channels=out_channels, channels=channels, depth=depth)
+        blocks = []
+        for i in range(self.depth + 1):
+            blocks.append(nn.Conv2d(self.channels, self.channels, 1, bias=False))
+            if i < self.depth:
+                blocks.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            blocks += [nn.ReLU(), nn.BatchNorm2d(self.channels)]
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.Conv2d(self.channels, self.out_channels, 1, bias=False), nn.Sigmoid())
+
+    def forward(self, z):
+        if z.dim() != 4 or z.shape[1] != self.channels:
+            raise ValueError(f"DeepDecoder expects an input of shape (N, {self.channels}, h, w); got "
+                             f"{tuple(z.shape)} — use net.make_input(H, W)")
+        return self.head(self.blocks(z))
+
+    def check_size(self, height, width):
+        """Raise ``ValueError`` unless a ``height`` × ``width`` image fits: both divisible by 2^depth, ≥ 2 px left."""
+        unit = 2 ** self.depth
+        if all(isinstance(s, int) and s % unit == 0 and s // unit >= 2 for s in (height, width)):
+            return
+        fits = [d for d in range(0, 9) if all(s % 2 ** d == 0 and s // 2 ** d >= 2 for s in (height, width))]
+        raise ValueError(f"DeepDecoder with depth {self.depth} needs height and width divisible by {unit} with "
+                         f"at least 2 px left after {self.depth} halvings (at least {2 * unit} px); got "
+                         f"{height}x{width}. Depths that fit: {fits}")
+
+    def input_shape(self, height, width):
+        """Shape (k, H/2^depth, W/2^depth) of the fixed input for a ``height`` × ``width`` image."""
+        self.check_size(height, width)
+        unit = 2 ** self.depth
+        return (self.channels, height // unit, width // unit)
+
+    def make_input(self, height, width, seed=0):
+        """The fixed input z: U[0, 0.1) noise of :meth:`input_shape`, in the weights' dtype."""
+        channels, h, w = self.input_shape(height, width)
+        return make_input(channels, h, w, seed=seed).to(self.head[0].weight.dtype)
+
+    def parameter_count(self):
+        """Trainable parameters: (depth + 1)·(k² + 2k) + k·out_channels."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

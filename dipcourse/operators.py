@@ -362,6 +362,57 @@ class GaussianCS(LinearOperator):
         return solution.reshape(rhs.shape)
 
 
+class Blur(LinearOperator):
+    """Deblurring: a Gaussian blur with periodic boundaries, b = k ⊛ x (circular convolution per channel).
+
+    A circular convolution is diagonal in the 2-D Fourier basis: A = Fᴴ diag(k̂) F with k̂ the DFT of the
+    kernel. The kernel is a sampled Gaussian of standard deviation ``width`` pixels, wrapped around the
+    image and normalised to sum 1, so it is symmetric, k̂ is real, Aᵀ = A, the blur keeps the mean
+    (k̂(0) = 1) and the eigenvalues of AᵀA are k̂(ω)², from 1 down to about exp(−width² π²) at the
+    highest frequency. ‖AᵀA‖ = max k̂² (= 1 when k̂ ≥ 0) and (AᵀA + ρI)⁻¹ = Fᴴ diag(1/(k̂² + ρ)) F.
+
+    This is the test problem of Beck and Teboulle's FISTA paper (ref. [4] of the thesis): the eigenvalues
+    of AᵀA fill (0, 1] densely, so there is no gap above 0 that would make ISTA converge linearly, and the
+    O(1/k) and O(1/k²) rates of §2.1 show over hundreds of iterations. Periodic boundaries are what make
+    the Fourier formulas exact; a camera's blur does not wrap around, which matters only at the border.
+
+    Args:
+        shape: image shape (C, H, W).
+        width: standard deviation of the Gaussian kernel in pixels, > 0.
+    """
+
+    def __init__(self, shape, width=1.5):
+        shape = _image_shape(shape, "Blur")
+        width = checks.positive(width, "width", "Blur", hint="the blur's standard deviation in pixels, e.g. 1.5")
+        super().__init__(shape, shape)
+        self.width = width
+        _, height, breadth = shape
+        # circular distances 0, 1, ..., −1 along each axis, so the kernel is centred at index (0, 0)
+        dy = torch.minimum(torch.arange(height), height - torch.arange(height)).double()
+        dx = torch.minimum(torch.arange(breadth), breadth - torch.arange(breadth)).double()
+        kernel = torch.exp(-(dy[:, None] ** 2 + dx[None, :] ** 2) / (2 * width ** 2))
+        self.kernel = kernel / kernel.sum()                      # (H, W), sums to 1
+        self.spectrum = torch.fft.fft2(self.kernel).real         # k̂, real because the kernel is symmetric
+        self.gram = self.spectrum ** 2                           # the eigenvalues of AᵀA
+        self.norm_sq = float(self.gram.max())
+
+    def _filter(self, x, name, gain):
+        """Fᴴ diag(gain) F x over the last two axes (gain cached on x's device and dtype)."""
+        return torch.fft.ifft2(torch.fft.fft2(x) * self._on(name, gain, x)).real.to(x.dtype)
+
+    def _forward(self, x):
+        return self._filter(x, "spectrum", self.spectrum)
+
+    def _adjoint(self, y):
+        return self._filter(y, "spectrum", self.spectrum)     # Aᵀ = A: the kernel is symmetric
+
+    def _normal(self, x):
+        return self._filter(x, "gram", self.gram)
+
+    def _solve_regularized(self, rhs, rho):
+        return self._filter(rhs, ("inverse", rho), 1.0 / (self.gram + rho))
+
+
 def data_term(A, b, x):
     """½‖b − Ax‖², the data-fidelity term of the MAP problem (3) and of DIP's losses (10), (25), (36)."""
     return 0.5 * torch.sum((b - A.forward(x)) ** 2)

@@ -24,7 +24,7 @@ import torch
 
 from dipcourse import checks
 from dipcourse.operators import data_term
-from dipcourse.priors import regularizer
+from dipcourse.priors import fresh, regularizer
 from dipcourse.runs import Run
 
 
@@ -52,6 +52,38 @@ def objective(A, b, x, reg=None):
     return value if reg is None else value + float(reg(x))
 
 
+def lasso_duality_gap(A, b, x, lam, basis="dct"):
+    """A certificate of optimality for the Lasso  F(x) = ½‖b − Ax‖² + lam‖Φx‖₁  (eq. 3 with an L1 prior).
+
+    Φ is orthonormal: the 2-D DCT per channel (``basis="dct"``, the prior ``make_prox("dct_l1")``) or the
+    identity (``basis="pixels"``, ``make_prox("l1")``). The dual problem is
+
+        max_ν  D(ν) = ⟨b, ν⟩ − ½‖ν‖²   subject to  ‖Φ Aᵀν‖_∞ ≤ lam,
+
+    and every feasible ν gives D(ν) ≤ F* ≤ F(x). From the residual r = b − Ax, the scaled
+    ν = r · min(1, lam / ‖ΦAᵀr‖_∞) is feasible, so ``gap = F(x) − D(ν)`` bounds F(x) − F* from above —
+    without knowing F* — and tends to 0 as x tends to the minimiser. This is how lesson 01 knows how
+    accurately it knows F*: the gap is computed independently of the solver and of its prox.
+
+    Returns:
+        ``(F(x), gap)`` as floats (computed in float64).
+    """
+    from dipcourse.priors import dct2
+
+    checks.measurement(A, b, "lasso_duality_gap")
+    checks.tensor(x, "x", "lasso_duality_gap", shape=A.in_shape)
+    lam = checks.lam(lam, "lasso_duality_gap")
+    checks.choice(basis, "basis", "lasso_duality_gap", ("dct", "pixels"))
+    transform = dct2 if basis == "dct" else (lambda v: v)
+    b, x = b.double(), x.double()
+    residual = b - A.forward(x)
+    primal = 0.5 * torch.sum(residual ** 2).item() + lam * transform(x).abs().sum().item()
+    correlation = transform(A.adjoint(residual)).abs().max().item()
+    nu = residual * (min(1.0, lam / correlation) if correlation > 0 else 1.0)
+    dual = torch.sum(b * nu).item() - 0.5 * torch.sum(nu ** 2).item()
+    return primal, max(primal - dual, 0.0)
+
+
 def loss_note(R, image="x"):
     """What ``history["loss"]`` holds, for ``Result.params["loss"]``: F(``image``) when R is known."""
     if R is None:
@@ -63,6 +95,7 @@ def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, callback
     iters = _check_problem(name.lower(), A, b, prox, iters, ref, x0)
     L = A.norm_sq
     R = reg if reg is not None else regularizer(prox)
+    prox = fresh(prox)
     run = Run(name, [ref], iters, params={"algorithm": name, "iters": iters, "step": 1.0 / L, "loss": loss_note(R)},
               callback=callback, progress=progress, first=1)
     AtB = A.adjoint(b)
@@ -146,6 +179,7 @@ def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progre
     iters = _check_problem("pnp_admm", A, b, prox, iters, ref, x0)
     rho = checks.rho(rho, "pnp_admm")
     R = reg if reg is not None else regularizer(prox)
+    prox = fresh(prox)
     run = Run("PnP-ADMM", [ref], iters, params={"algorithm": "pnp_admm", "rho": rho, "iters": iters,
                                                 "loss": loss_note(R)},
               callback=callback, progress=progress, first=1)

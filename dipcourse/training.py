@@ -145,6 +145,10 @@ class SingleNetwork:
     def parameters(self):
         return list(self.net.parameters())
 
+    def kernels(self):
+        """The convolution kernels (the 4-D weights)."""
+        return [p for p in self.net.parameters() if p.dim() == 4]
+
     def network(self, k=0):
         """The trained network (for K = 1 the caller's own, trained in place)."""
         return self.net

@@ -63,13 +63,38 @@ def test_badge_and_setup_cell_come_first(lesson):
         f"{path.name}: first code cell is not the current Colab setup cell: run python -m dipcourse.authoring.stamp"
 
 
-def test_lesson_ends_with_checks_that_assert(lesson):
+def _calls(source):
+    """Names of the functions and methods a cell's code calls (``claims.verify()`` → "verify")."""
+    import ast
+
+    tree = ast.parse(source)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+    return names
+
+
+def test_lesson_ends_with_checks_stated_as_claims(lesson):
+    """The Checks section states its claims through dipcourse.claims (parsed, not searched for a word),
+    and the committed run shows the claims table with every claim holding."""
+    from dipcourse.claims import collect
+
     path, nb = lesson
     headings = [i for i, c in enumerate(nb.cells)
                 if c.cell_type == "markdown" and any(line.strip() == "## Checks" for line in c.source.splitlines())]
     assert headings, f"{path.name}: no '## Checks' section"
-    after = [c for c in nb.cells[headings[-1]:] if c.cell_type == "code"]
-    assert any("assert" in c.source for c in after), f"{path.name}: the Checks section asserts nothing"
+    code = [c for c in nb.cells[headings[-1]:] if c.cell_type == "code"]
+    called = set().union(*(_calls(c.source) for c in code)) if code else set()
+    assert "Claims" in called and "verify" in called, \
+        f"{path.name}: the Checks section must state claims with dipcourse.claims.Claims and call .verify()"
+    blocks = collect(nb)
+    assert len(blocks) == 1, f"{path.name}: expected one claims table in the outputs, found {len(blocks)}"
+    claims = blocks[0]["claims"]
+    assert len(claims) >= 2, f"{path.name}: only {len(claims)} claim(s)"
+    failing = [c["name"] for c in claims if not c["holds"]]
+    assert not failing, f"{path.name}: committed claims that do not hold: {failing}"
 
 
 def test_kernel_is_plain_python3(lesson):

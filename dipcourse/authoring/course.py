@@ -28,12 +28,12 @@ def lessons(folder="notebooks"):
     return sorted(pathlib.Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute_lesson(path, profile, timeout=1800, threads=None, extra_env=None):
+def execute_lesson(path, profile, timeout=1800, threads=None, extra_env=None, allow_errors=False):
     """Execute the notebook at ``path`` in a fresh kernel with ``DIPCOURSE_PROFILE=profile``.
 
     ``threads`` sets ``OMP_NUM_THREADS`` in the kernel; ``extra_env`` adds other variables (the mutation
-    tests put a changed copy of the package first on ``PYTHONPATH``). The kernel runs in the lesson's
-    folder, as when a student opens it in JupyterLab.
+    tests put a changed copy of the package first on ``PYTHONPATH``); ``allow_errors`` runs every cell even
+    after one fails. The kernel runs in the lesson's folder, as when a student opens it in JupyterLab.
 
     Returns:
         ``(notebook, seconds, error)`` where ``error`` is ``None`` or the failing cell's error text.
@@ -46,7 +46,7 @@ def execute_lesson(path, profile, timeout=1800, threads=None, extra_env=None):
     env = dict(os.environ, DIPCOURSE_PROFILE=profile, **(extra_env or {}))
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                             resources={"metadata": {"path": str(pathlib.Path(path).parent)}})
     start, error = time.perf_counter(), None
     try:
