@@ -318,10 +318,17 @@ def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=1, refresh_every=10,
     x − f(x) (eq. 22). The thesis (§2.3.2) contrasts this x-step, an inner loop calling the denoiser
     several times per iteration, with DIP-ADMM-v2's single prox call; DeepRED's public code makes one
     step per iteration and recomputes f only every 10 (the defaults ``inner=1, refresh_every=10``;
-    ``inner=3, refresh_every=1`` is the thesis's reading). DeepRED's code uses λ = μ = 0.5 with a weak
-    NLM; λ = ρ = 1 here (lesson 07 measures the settings). ``denoiser`` is f: a callable on a (C, H, W)
-    image (e.g. ``make_prox("nlm", ...)``, called with its default ρ) or a prior's name for ``make_prox``.
-    Other arguments as in :func:`dip_admm_v2`; ``prox_calls`` counts x-steps.
+    ``inner=3, refresh_every=1`` is the thesis's reading). DeepRED's code uses λ = μ = 0.5 (its β and μ)
+    with a weak NLM (σ_f = 3/255); λ = ρ = 1 here (lesson 07 measures the settings). ``denoiser`` is f: a
+    callable on a (C, H, W) image (e.g. ``make_prox("nlm", ...)``, called with its default ρ) or a prior's
+    name for ``make_prox``. Other arguments as in :func:`dip_admm_v2`; ``prox_calls`` counts x-steps (the
+    denoiser runs ⌈x-steps · inner / refresh_every⌉ times).
+
+    Where DeepRED's code (``GaryMataev/DeepRED``, ``train_via_admm``) differs, besides the inner loop: its
+    θ-step comes first (θ, then x from the new G, then u), its dual has the opposite sign (u ← u + G − x), it
+    starts from x₀ = b, jitters the input (0.033), clips x to [0, 1], raises λ and μ by 0.03 whenever
+    PSNR(G, b) passes a threshold, and returns a 0.99 running average of G. Here: Algorithm 2's order and
+    signs, x₀ = G(θ₀) − u₀, a fixed input, fixed λ and ρ, the image G(θ_T).
     """
     where = "deep_red"
     problem = Problem.checked(where, A, b, ref)

@@ -216,6 +216,15 @@ def fit_many(method, A, bs, iters, refs=None, seeds=None, net_kwargs=None, nets=
     return results
 
 
+def fit_one(method, **arguments):
+    """One run of the method named as in :func:`fit_many`: ``fit_one("admm_v2", A=A, b=b, iters=600, prox=...)``
+    is ``dip_admm_v2(A=A, b=b, iters=600, prox=...)``. A module-level function, so that
+    :func:`dipcourse.parallel.run_calls` can share one pool of worker processes among several methods
+    (lesson 04 runs DIP and its three hybrids on every image as one list of runs)."""
+    checks.choice(method, "method", "fit_one", tuple(METHODS))
+    return METHODS[method](**arguments)
+
+
 def _batched(method, problems, seeds, iters, net_kwargs, nets, snapshots, progress, device, options):
     """The method's loop on a :class:`NetworkStack` of the K networks."""
     built = [prepare_network(problems[0].shape, net=None if nets is None else copy.deepcopy(nets[k]), seed=seed,

@@ -54,24 +54,35 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
     The recorded image x_t is the output of the forward pass that produced the gradient (no extra
     forward pass), as in the original DIP code; ``Result.x`` is the last one.
 
-    Remedies for the overfitting that change the loss or the optimiser (lesson 07):
+    Remedies for the overfitting that change the loss or the optimiser (lesson 07; thesis §2.3.2–2.3.3):
 
-    * ``weight_decay`` = λ adds λ‖θ‖² to the loss: the prior on the weights of eq. (13) with μ = 0, Σ = I
-      (and λ_TV = 0), i.e. L2 regularisation; with Adam it is Adam's ``weight_decay = 2λ``.
-    * ``optimizer="sgld"``: step 3 becomes the Langevin step of eq. (14), θ ← θ − (ε/2)∇L + N(0, ε) with
-      ε = ``lr`` (:class:`dipcourse.training.SGLD`), L = ½‖b − AG‖²/σ² + λ‖θ‖² (eq. 14 writes the σ = 1
-      case; pass ``sigma`` for the likelihood of noise of that level). The iterates are posterior samples,
-      and from iteration ``burn_in`` on their running mean is the estimate: ``Result.extras["posterior_mean"]``
-      and, with ``ref``, the history column ``"psnr_mean"``.
-    * ``weight_noise`` = s > 0: after every Adam step, N(0, s²) is added to every convolution kernel — the
-      form in which Cheng et al. ran SGLD for DIP (their code, ``ZezhouCheng/GP-DIP``: Adam, s = 0.02, with
-      input jitter 1/30; "closer to preconditioned SGLD", as the authors say). The running mean from
-      ``burn_in`` on is recorded as for SGLD.
-    * ``loss="sure"`` (denoising only, A = I, noise level ``sigma``): the network's input is the noisy
-      image itself, G(b; θ), and step 2 minimises Stein's unbiased risk estimate (17),
-      ½‖b − G(b; θ)‖² + σ² div_b G(b; θ), with the divergence estimated by Monte Carlo (:class:`SureLoss`).
+    * ``weight_decay`` = λ adds λ‖θ‖² to the loss: the prior on the weights of eq. (13),
+      λ_L(θ − μ)ᵀΣ⁻¹(θ − μ), with μ = 0, Σ = I and λ_TV = 0, i.e. L2 regularisation of every weight (biases and
+      BatchNorm scales too). With Adam it is Adam's own ``weight_decay = 2λ`` (the gradient of λ‖θ‖² is 2λθ;
+      torch's Adam adds w·θ to the gradient — not AdamW's decoupled decay), one fused pass instead of an extra
+      autograd term. Default 0 (off). The thesis's ref [34] learns μ and Σ from a set of measurements; the
+      lesson uses the data-free μ = 0, Σ = I case the thesis names.
+    * ``optimizer="sgld"``: step 3 becomes the Langevin step of eq. (14), θ ← θ − (ε/2)∇L + η, η ~ N(0, εI),
+      with ε = ``lr`` (:class:`dipcourse.training.SGLD`; Welling & Teh 2011) and L = ½‖b − AG‖²/σ² + λ‖θ‖².
+      Eq. (14) writes σ = 1; pass ``sigma`` for the likelihood of noise of that level (with σ = 1 the noise
+      N(0, ε) swamps a drift that is ~σ² too small). The iterates are posterior samples, and from iteration
+      ``burn_in`` on their running mean is the estimate: ``Result.extras["posterior_mean"]`` and, with
+      ``ref``, the history column ``"psnr_mean"``.
+    * ``weight_noise`` = s > 0: after every Adam step, N(0, s²) is added to every convolution kernel
+      (:class:`KernelNoise`) — the form in which Cheng et al. (CVPR 2019, the thesis's [9]) ran SGLD for DIP in
+      their code (``ZezhouCheng/GP-DIP``, ``Image_Denoising.ipynb``: Adam lr 0.01, s = 2·lr = 0.02, input
+      jitter 1/30, burn-in 7,000 of 20,000 iterations; "closer to preconditioned SGLD", the authors say in
+      the repository's issue #1). It differs from eq. (14): Adam's preconditioned step instead of −(ε/2)∇L, a
+      noise whose standard deviation is proportional to the step (not √ε), on the kernels only, and a mean
+      squared error without 1/σ². The running mean from ``burn_in`` on is recorded as for SGLD. Default 0.
+    * ``loss="sure"`` (denoising only, A = I, noise level ``sigma`` > 0 known): the network's input is the noisy
+      image itself, G(b; θ) (with a fixed noise input z the divergence would be 0 and SURE the data loss), and
+      step 2 minimises Stein's unbiased risk estimate (17), ½‖b − G(b; θ)‖² + σ² div_b G(b; θ), the
+      divergence estimated by Monte Carlo with one fresh direction per iteration and δ = 10⁻³
+      (:class:`SureLoss`; Metzler et al.'s code, ``ricedsp/D-AMP_Toolbox``, ``SURE_deep_image_prior``, which
+      trains with Adam lr 0.001 and no input jitter). Eq. (17) is eq. (16) times N/2 less a constant.
 
-    Args:
+        Args:
         A: operator from :mod:`dipcourse.operators` (``.forward``, ``.in_shape``, ``.out_shape``).
         b: the measurement, a tensor of shape ``A.out_shape``.
         iters: number of steps (≥ 1).
@@ -132,6 +143,9 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
 def dip_options(where, *, iters, lr, seed, reg_noise_std, smoothing, progress, cuda_graph, callback, snapshots,
                 loss, sigma, optimizer, weight_decay, weight_noise, burn_in):
     """The settings of a DIP run, checked (one place for :func:`fit_dip` and the batched runner)."""
+    if optimizer == "sgld":
+        lr = checks.positive(lr, "lr", where, hint="with optimizer='sgld', lr is the step ε of eq. (14), the "
+                                                  "variance of the Langevin noise N(0, ε): it must be > 0")
     options = dict(
         iters=checks.iters(iters, where),
         lr=checks.lr(lr, where),
@@ -152,9 +166,12 @@ def dip_options(where, *, iters, lr, seed, reg_noise_std, smoothing, progress, c
         burn_in=checks.integer(burn_in, "burn_in", where, minimum=0),
     )
     checks.seed(seed, where)
-    if options["loss"] == "sure" and options["sigma"] is None:
-        raise ValueError(f"{where}: loss='sure' needs the noise level: pass sigma=... (e.g. 25/255), the σ of "
-                         "b = x + ε that SURE's divergence term (eq. 17) is weighted by")
+    if options["loss"] == "sure" and not options["sigma"]:
+        raise ValueError(f"{where}: loss='sure' needs the noise level σ > 0: pass sigma=... (e.g. 25/255), the σ "
+                         f"of b = x + ε that SURE's divergence term (eq. 17) is weighted by (got sigma={sigma!r})")
+    if options["optimizer"] == "sgld" and options["sigma"] is not None and not options["sigma"]:
+        raise ValueError(f"{where}: with optimizer='sgld', sigma sets the likelihood ½‖b − AG‖²/σ²; it must be "
+                         "> 0 (or None for eq. 14's σ = 1)")
     if options["cuda_graph"] and ((options["loss"], options["optimizer"]) != ("data", "adam")
                                   or options["weight_noise"]):
         raise ValueError(f"{where}: cuda_graph=True works with the plain loss and Adam only, without weight noise "
@@ -184,7 +201,7 @@ def dip_steps(problems, networks, seeds, *, iters, lr, reg_noise_std=0.0, smooth
         decay = 0.0                                   # Adam adds 2λθ to the gradient itself
     sure = SureLoss(sigma, networks.z, seeds) if loss == "sure" else None
     scale = 1.0 / sigma ** 2 if optimizer == "sgld" and loss == "data" and sigma else 1.0
-    kernel_noise = KernelNoise(networks.kernels(), weight_noise, seeds[0]) if weight_noise else None
+    kernel_noise = KernelNoise(networks.kernels(), weight_noise, seeds) if weight_noise else None
     posterior = PosteriorMean(burn_in) if optimizer == "sgld" or weight_noise else None
     stoppers = [s for s in (stoppers or []) if s is not None]
     params = dict(method="dip", iters=iters, lr=lr, seed=seeds[0] if count == 1 else list(seeds),
@@ -199,7 +216,7 @@ def dip_steps(problems, networks, seeds, *, iters, lr, reg_noise_std=0.0, smooth
         """Lines 1-3: forward with the (jittered) input, loss, backward, one optimiser step."""
         step_rule.zero_grad(set_to_none=not cuda_graph)
         x = networks(jitter.value())                                      # 1. x_t = G(z + s·η_t; θ_t)
-        losses = data_terms(problems, x) if sure is None else sure(problems, networks, x)   # 2. loss_t
+        losses = data_terms(problems, x) if sure is None else sure(problems, networks, x, jitter.value())  # 2.
         total = losses.sum() if scale == 1.0 else scale * losses.sum()
         if decay:
             total = total + decay * sum(torch.sum(p ** 2) for p in networks.parameters())
@@ -275,27 +292,40 @@ class SureLoss:
         for k, generator in enumerate(self.generators):
             self.direction[k].normal_(generator=generator)
 
-    def divergence(self, networks, x):
-        """εᵀ(G(b + δε) − G(b))/δ per image: the Monte-Carlo estimate of div_b G."""
-        shifted = networks(self.delta * self.direction)
+    def divergence(self, networks, x, offset=None):
+        """εᵀ(G(b + δε) − G(b))/δ per image: the Monte-Carlo estimate of div_b G at the input that gave ``x``
+        (b, or b + the iteration's input jitter ``offset``, as in Metzler et al.'s code)."""
+        shift = self.delta * self.direction
+        shifted = networks(shift if offset is None else offset + shift)
         return torch.sum(self.direction.reshape(x.shape) * (shifted - x), dim=(1, 2, 3)) / self.delta
 
-    def __call__(self, problems, networks, x):
-        return data_terms(problems, x) + self.sigma ** 2 * self.divergence(networks, x)
+    def __call__(self, problems, networks, x, offset=None):
+        """Eq. (17) per image: ½‖b − G‖² + σ² · (the Monte-Carlo divergence)."""
+        return data_terms(problems, x) + self.sigma ** 2 * self.divergence(networks, x, offset)
 
 
 class KernelNoise:
-    """N(0, s²) added to every convolution kernel after each optimiser step (Cheng et al.'s SGLD for DIP)."""
+    """N(0, s²) added to every convolution kernel after each optimiser step — SGLD for DIP as Cheng et al.
+    (CVPR 2019) ran it: ``add_noise`` in their ``ZezhouCheng/GP-DIP`` code perturbs the 4-D weights only,
+    with s = ``param_noise_sigma`` · lr = 2 · 0.01 = 0.02.
 
-    def __init__(self, kernels, std, seed):
+    One seeded generator per run (``seed + 4``): for K networks stacked side by side (the kernels then
+    carry a leading dimension K) network k draws from its own generator, exactly the draws of its single run.
+    """
+
+    def __init__(self, kernels, std, seeds):
         self.kernels, self.std = kernels, std
-        self.generator = torch.Generator(device=kernels[0].device).manual_seed(int(seed) + 4)
+        seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+        self.stacked = len(seeds) > 1
+        self.generators = [torch.Generator(device=kernels[0].device).manual_seed(int(s) + 4) for s in seeds]
 
     @torch.no_grad()
     def add(self):
         for kernel in self.kernels:
-            kernel.add_(torch.randn(kernel.shape, generator=self.generator, device=kernel.device,
-                                    dtype=kernel.dtype), alpha=self.std)
+            parts = list(kernel) if self.stacked else [kernel]
+            for part, generator in zip(parts, self.generators):
+                part.add_(torch.randn(part.shape, generator=generator, device=part.device, dtype=part.dtype),
+                          alpha=self.std)
 
 
 class PosteriorMean:
@@ -329,26 +359,32 @@ class WMVStopper:
 
         VAR_t = (1/W) Σ_{w=0}^{W−1} ‖x_{t−w} − x̄_t‖²,   x̄_t = (1/W) Σ_{w=0}^{W−1} x_{t−w}.
 
-    The iterates move slowly near the PSNR peak and fast again while the network fits the noise,
-    so the variance curve is U-shaped around the peak. (Much later, once the network has nearly
-    reproduced b, the iterates slow down again and VAR falls once more; the patience must end the
-    search before that — the detector takes the first minimum that stands for P iterations, not the
-    global one. W and P scale with the time to the peak.) The detector keeps the minimum of VAR_t;
+    The iterates move fast while the image forms and slowly near the PSNR peak. In the paper's runs
+    they speed up again while the network fits the noise, so the variance curve is U-shaped around the
+    peak; in small, fast runs (lesson 02: Adam at lr 0.01) it mostly falls steeply and then flattens
+    near the peak, with Adam's spikes and a slow drift downwards later on, so its global minimum can
+    lie long after the peak. Either way the patience must end the search early — the detector takes
+    the first minimum that stands for P iterations, not the global one, and W and P scale with the
+    time to the peak. The detector keeps the minimum of VAR_t;
     ``best_iteration`` is the t (0-based count of updates, the index of the *newest* iterate of the
     minimising window — the paper returns that iterate) where it was reached, and ``best_image`` that
     iterate. :meth:`update` returns ``True`` once VAR has not reached a new minimum for ``patience``
     iterations; from then on the detector is finished (``stopped_at`` is set): later updates return
     ``True`` and change nothing, so ``best_iteration`` stays the detector's choice even if training goes on.
     Given to :func:`fit_dip` as ``stopper=``, it ends the run when it fires if ``stop`` is ``True``.
+    With ``trace=True`` it goes on computing VAR_t after it has fired (``variances`` then covers the whole
+    run, for plotting the curve beyond the stop); its choice — ``best_iteration``, ``best_image``,
+    ``stopped_at`` — is the same as without.
 
     Cost per update: O(image). Running sums S = Σ x and Q = Σ ‖x‖² (in float64, on the CPU) over the
     deque of the last W iterates give VAR_t = Q/W − ‖S/W‖² without touching the whole window.
     """
 
-    def __init__(self, window=100, patience=1000, stop=False):
+    def __init__(self, window=100, patience=1000, stop=False, trace=False):
         self.window = checks.integer(window, "window", "WMVStopper", minimum=1)
         self.patience = checks.integer(patience, "patience", "WMVStopper", minimum=1)
         self.stop = checks.flag(stop, "stop", "WMVStopper")
+        self.trace = checks.flag(trace, "trace", "WMVStopper")
         self.queue = deque()
         self.sum = None
         self.sum_sq = 0.0
@@ -361,7 +397,7 @@ class WMVStopper:
 
     def update(self, x):
         """Add the next iterate; returns ``True`` when stopping is advised (no new minimum for ``patience``)."""
-        if self.stopped_at is not None:
+        if self.stopped_at is not None and not self.trace:
             return True
         x = checks.tensor(torch.as_tensor(x), "x", "WMVStopper.update")
         x = x.detach().to(dtype=torch.float64, device="cpu", copy=True)
@@ -384,8 +420,15 @@ class WMVStopper:
         mean = self.sum / self.window
         variance = max(self.sum_sq / self.window - float(torch.sum(mean * mean)), 0.0)
         self.variances.append(variance)
+        if self.stopped_at is not None:          # finished (trace=True): the curve goes on, the choice stays
+            return True
         if variance < self.best_variance:
             self.best_variance, self.best_iteration, self.best_image = variance, t, x.float()
         if t - self.best_iteration >= self.patience:
             self.stopped_at = t
         return self.stopped_at is not None
+
+    @property
+    def variance_iterations(self):
+        """The iteration t of each entry of ``variances`` (the newest iterate of its window): W−1, W, …."""
+        return list(range(self.window - 1, self.window - 1 + len(self.variances)))

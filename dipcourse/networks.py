@@ -231,15 +231,21 @@ class DeepDecoder(nn.Module):
     ``fit.py``), so an image of side s needs s divisible by 2^depth with at least 2 px left (a 1×1 input
     makes a constant image).
 
-    Parameters: (depth + 1)·(k² + 2k) + k·out_channels (:meth:`parameter_count`). With fewer
+    Parameters: (depth + 1)·(k² + 2k) + k·out_channels (:meth:`parameter_count`: depth + 1 convolutions
+    k → k without bias, depth + 1 BatchNorms with a scale and a shift per channel, the k → C head). With fewer
     parameters than the image has pixels it cannot reproduce all of the noise; with more it overfits like
     DIP (at 32×32×3 = 3,072 pixels: k = 16, depth = 3 has 1,200 parameters and falls little; k = 32 has
     4,448 and falls — lesson 07). The authors' denoising example uses k = 128, depth 5 on 512 px images.
 
     Args:
         out_channels: channels of the image (3 for colour).
-        channels: k, the channels of every block (default 64).
-        depth: the number of upsamplings (default 5).
+        channels: k, the channels of every block (default 64; the authors' notebooks use 64–128 on
+            512 px images — scale k with the image so that the parameters stay below the pixels).
+        depth: the number of upsamplings (default 5, the authors' ``num_channels_up=[k]*5``).
+
+    Defaults from ``reinhardh/supplement_deep_decoder`` (``include/decoder.py``, ``decodernw``: 1×1 filters,
+    bilinear upsampling first, ReLU then BatchNorm with affine parameters, sigmoid output; ``include/fit.py``:
+    input U[0, 1)·0.1, Adam lr 0.01).
     """
 
     def __init__(self, out_channels=3, channels=64, depth=5):
@@ -262,14 +268,22 @@ class DeepDecoder(nn.Module):
         if z.dim() != 4 or z.shape[1] != self.channels:
             raise ValueError(f"DeepDecoder expects an input of shape (N, {self.channels}, h, w); got "
                              f"{tuple(z.shape)} — use net.make_input(H, W)")
+        weight = self.head[0].weight
+        if z.dtype != weight.dtype:
+            raise TypeError(f"DeepDecoder: the input z is {z.dtype} but the network's weights are {weight.dtype}; "
+                            "convert one of them (z.to(torch.float32), or net.double() for a float64 run)")
         return self.head(self.blocks(z))
 
     def check_size(self, height, width):
-        """Raise ``ValueError`` unless a ``height`` × ``width`` image fits: both divisible by 2^depth, ≥ 2 px left."""
+        """Raise ``ValueError`` unless a ``height`` × ``width`` image fits: both divisible by 2^depth, ≥ 2 px left
+        (the input is the image shrunk by 2^depth; a 1 × 1 input makes a constant image)."""
+        sides = (height, width)
+        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sides):
+            raise ValueError(f"DeepDecoder: height and width must be positive integers, got {height!r} x {width!r}")
         unit = 2 ** self.depth
-        if all(isinstance(s, int) and s % unit == 0 and s // unit >= 2 for s in (height, width)):
+        if all(s % unit == 0 and s // unit >= 2 for s in sides):
             return
-        fits = [d for d in range(0, 9) if all(s % 2 ** d == 0 and s // 2 ** d >= 2 for s in (height, width))]
+        fits = [d for d in range(0, 9) if all(s % 2 ** d == 0 and s // 2 ** d >= 2 for s in sides)]
         raise ValueError(f"DeepDecoder with depth {self.depth} needs height and width divisible by {unit} with "
                          f"at least 2 px left after {self.depth} halvings (at least {2 * unit} px); got "
                          f"{height}x{width}. Depths that fit: {fits}")

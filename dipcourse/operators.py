@@ -13,7 +13,7 @@ All of them also accept a leading batch dimension, (B, *in_shape) → (B, *out_s
 device and dtype of their input (index sets and matrices are copied there the first time, then
 cached).
 
-The four operators of lesson 01:
+The operators of lesson 01:
 
 ==================  =====================================  ============  ==========================
 operator            A                                      ‖AᵀA‖         (AᵀA + ρI)⁻¹
@@ -22,6 +22,7 @@ Identity            denoising                              1             1/(1+ρ
 RandomMask          inpainting: keep m entries (§3.3)      1             1/(mask+ρ), entrywise
 Downsample          super-resolution: f×f box average      1/f²          projector formula
 GaussianCS          compressed sensing: dense m×n matrix   computed      Woodbury + Cholesky
+Blur                deblurring: periodic Gaussian blur     max k̂²       1/(k̂² + ρ) in Fourier space
 ==================  =====================================  ============  ==========================
 """
 import math

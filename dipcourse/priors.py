@@ -444,10 +444,19 @@ def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
     previous call's x (warm start; from v at the first call or when the image shape changes).
 
     Defaults from DeepRED's public code (Mataev, Elad & Milanfar 2019, ``GaryMataev/DeepRED``,
-    ``train_via_admm``): one step per ADMM iteration, and f(x) recomputed only every ``refresh_every`` = 10
-    calls, the value in between being the last one computed. The thesis (§2.3.2) describes DeepRED's
-    x-step as an inner loop that calls the denoiser several times per iteration — ``inner=3,
-    refresh_every=1`` is that reading; the code's way costs 0.1 denoiser calls per iteration.
+    ``denoising.ipynb``, ``train_via_admm``, ``method='fixed_point'``): one step per ADMM iteration, and f(x)
+    recomputed only every ``refresh_every`` = 10 calls, the value in between being the last one computed
+    (the code computes it in a background thread, so the value it uses is one refresh older still, and it
+    clips x to [0, 1]; neither is done here). The thesis (§2.3.2) describes DeepRED's x-step as an inner loop
+    that calls the denoiser several times per iteration — ``inner=3, refresh_every=1`` is that reading; the
+    code's way costs 0.1 denoiser calls per iteration, less than DIP-ADMM-v2's one prox call.
+
+    Args:
+        denoiser: f, called as ``denoiser(x)`` on a (C, H, W) image (a prox from :func:`make_prox` is called
+            with its default ρ).
+        lam: λ of eq. (12)/(21), > 0 (DeepRED's code: β = 0.5 for denoising; lesson 07 uses 1).
+        inner: fixed-point steps per call (≥ 1).
+        refresh_every: recompute f every this many steps (≥ 1; 1 = always fresh).
     """
     lam = checks.positive(lam, "lam", "red_prox")
     inner = checks.integer(inner, "inner", "red_prox", minimum=1, hint="fixed-point steps per x-step")

@@ -150,6 +150,144 @@ def fista(A, b, prox, iters, x0=None, ref=None, reg=None, progress=False, callba
     return _proximal_gradient("FISTA", A, b, prox, iters, x0, ref, reg, progress, callback, accelerate=True)
 
 
+def interpolate_missing(A, b, width=1.0):
+    """A prior-free baseline for inpainting: fill each entry a :class:`~dipcourse.operators.RandomMask` did not
+    measure with the Gaussian-weighted mean of the measured entries nearby (normalised convolution, per
+    channel); measured entries keep their measured (noisy) values.
+
+        x̂ = mask · Aᵀb + (1 − mask) · (g ⊛ Aᵀb) / (g ⊛ mask),    g a Gaussian of std ``width`` pixels
+
+    (reflecting borders). It knows nothing of the noise and solves no optimisation problem, so a method with
+    a prior has to earn its keep against it.
+    """
+    import torch.nn.functional as F
+
+    checks.measurement(A, b, "interpolate_missing")
+    if not hasattr(A, "mask"):
+        raise TypeError("interpolate_missing needs a RandomMask (an operator with a .mask of measured entries)")
+    width = checks.positive(width, "width", "interpolate_missing", hint="the Gaussian's std in pixels, e.g. 1")
+    radius = max(1, math.ceil(3 * width))
+    offsets = torch.arange(-radius, radius + 1, dtype=b.dtype, device=b.device)
+    g = torch.exp(-offsets ** 2 / (2 * width ** 2))
+    kernel = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
+    zero_filled = A.adjoint(b)
+    mask = A.mask.to(device=b.device, dtype=b.dtype)
+
+    def smooth(v):
+        padded = F.pad(v[:, None], (radius,) * 4, mode="reflect")
+        return F.conv2d(padded, kernel)[:, 0]
+
+    filled = smooth(zero_filled) / smooth(mask).clamp_min(1e-12)
+    return torch.where(mask > 0, zero_filled, filled)
+
+
+def chambolle_pock_tv(A, b, lam, iters, ref=None, x0=None, progress=False, callback=None):
+    """The TV-regularised MAP problem  min_x ½‖b − Ax‖² + lam‖Dx‖₁  (eq. 3 with anisotropic TV, D the
+    forward differences) by the primal–dual method of Chambolle and Pock (2011), without any TV prox.
+
+    It is the course's independent reference for :func:`pnp_admm` with ``make_prox("tv", lam)``: it uses
+    the TV *formula* (D and Dᵀ) where PnP-ADMM uses the TV *solver*, so a wrong prox cannot make both agree.
+    With τ = σ = 0.99/√8 (‖D‖² ≤ 8, so τσ‖D‖² < 1) and a dual variable p for the constraint |p| ≤ lam:
+
+        p ← clip(p + σ D x̄, −lam, lam)                              (projection: the prox of the dual of lam‖·‖₁)
+        x⁺ = (AᵀA + I/τ)⁻¹ (Aᵀb + (x − τ Dᵀp)/τ)                   (prox of τ·½‖b − A·‖², ``solve_regularized``)
+        x̄ = 2x⁺ − x
+
+    The objective converges at the ergodic rate O(1/k); the history records F(x_k) as ``"loss"``.
+    """
+    from dipcourse.priors import image_gradient, image_gradient_adjoint, tv_norm
+
+    iters = _check_problem("chambolle_pock_tv", A, b, lambda v, rho: v, iters, ref, x0)
+    lam = checks.lam(lam, "chambolle_pock_tv")
+    tau = sigma = 0.99 / math.sqrt(8.0)
+    run = Run("Chambolle-Pock TV", [ref], iters, params={"algorithm": "chambolle_pock_tv", "lam": lam,
+                                                          "iters": iters, "loss": loss_note(True)},
+              callback=callback, progress=progress, first=1)
+    AtB = A.adjoint(b)
+    x = _start(A, b, x0)
+    x_bar = x
+    pv, ph = (torch.zeros_like(d) for d in image_gradient(x))
+    for k in run:
+        gv, gh = image_gradient(x_bar)
+        pv = (pv + sigma * gv).clamp(-lam, lam)
+        ph = (ph + sigma * gh).clamp(-lam, lam)
+        x_next = A.solve_regularized(AtB + (x - tau * image_gradient_adjoint(pv, ph)) / tau, 1.0 / tau)
+        x_bar, x = 2 * x_next - x, x_next
+        if run.record(k, [x], loss=objective(A, b, x, lambda v: lam * tv_norm(v))):
+            break
+    return run.results([x])[0]
+
+
+def apply(function, **arguments):
+    """``function(**arguments)``: lets :func:`dipcourse.parallel.run_calls` run different methods in one pool
+    (``run_calls(apply, [dict(function=fit_dip, ...), dict(function=dip_tv_gd, ...)])``), one progress bar
+    and no idle worker while the other finishes."""
+    return function(**arguments)
+
+
+class RecordingRun:
+    """A training function of the course (DIP, the ADMM variants) that records two more things per iteration.
+
+    ``RecordingRun(dip_admm_v2)(**arguments)`` runs ``dip_admm_v2(**arguments)`` and adds
+
+    * with ``residual=True`` (methods whose callback state has x and G(θ): DIP-ADMM-v1 and v2)
+      ``history["residual"]`` = ‖x_t − G(θ_t)‖ / ‖G(θ_t)‖ — how far the iterate is from the constraint
+      x = G(θ) of problems (24)–(25) — and ``extras["mean_residual"]`` = ‖mean of (x_t − G(θ_t)) over the
+      last ``tail`` of the iterations‖ / ‖G(θ_T)‖;
+    * with ``total_variation=True``: ``history["tv"]`` = ‖G(θ_t)‖_TV of the recorded image (any method).
+
+    Why the residual twice: x_{t+1} is computed from G(θ_t), and one Adam step later G(θ_{t+1}) has moved
+    on, so the per-iteration residual mostly measures how much the network's output jitters from one step
+    to the next. The dual step u ← u + (x − G(θ)) sums the residuals, so it removes their *systematic*
+    part: their mean over many iterations is u's change divided by their number, which goes to 0. Without
+    the dual step (u stuck at 0) that mean stays at the size of prox_{R/ρ}(G) − G, the step of the prior.
+
+    Picklable when the wrapped function is a module-level function, so it can go to
+    :func:`dipcourse.parallel.run_calls` (lesson 03 runs its seeds that way).
+    """
+
+    def __init__(self, function, residual=True, total_variation=False, tail=0.1):
+        self.function = function
+        self.residual = checks.flag(residual, "residual", "RecordingRun")
+        self.total_variation = checks.flag(total_variation, "total_variation", "RecordingRun")
+        self.tail = checks.number(tail, "tail", "RecordingRun", minimum=0, maximum=1, strict_min=True)
+
+    def __call__(self, callback=None, progress=False, **arguments):
+        import numpy as np
+
+        from dipcourse.priors import tv_norm
+
+        iters = checks.iters(arguments.get("iters"), "RecordingRun")
+        first_averaged = iters - max(1, math.ceil(self.tail * iters)) + 1
+        rows = {"residual": [], "tv": []}
+        total = {"sum": 0.0, "count": 0, "g": None}
+
+        def watch(it):
+            if self.residual:
+                if "g" not in it.state:
+                    raise ValueError("RecordingRun(residual=True) needs a method whose state has x and G(θ) "
+                                     "(dip_admm_v1, dip_admm_v2); pass residual=False")
+                x, g = it.state["x"], it.state["g"]
+                rows["residual"].append(float(torch.linalg.norm(x - g) / torch.linalg.norm(g)))
+                if it.iteration >= first_averaged:
+                    total["sum"] = total["sum"] + (x - g).detach().double()
+                    total["count"] += 1
+                total["g"] = g.detach()
+            if self.total_variation:
+                rows["tv"].append(float(tv_norm(it.x)))
+            return bool(callback(it)) if callback is not None else False
+
+        result = self.function(callback=watch, progress=progress, **arguments)
+        recorded = len(result.history["iteration"])
+        for key, wanted in (("residual", self.residual), ("tv", self.total_variation)):
+            if wanted:
+                result.history[key] = np.asarray(rows[key][:recorded])
+        if total["count"]:
+            mean = total["sum"] / total["count"]
+            result.extras["mean_residual"] = float(torch.linalg.norm(mean) / torch.linalg.norm(total["g"].double()))
+        return result
+
+
 def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progress=False, callback=None):
     """Plug-and-play ADMM, Algorithm 3 (§3.2.3), for  min_{x,y} ½‖b − Ay‖² + R(x)  s.t. x = y  (32).
 

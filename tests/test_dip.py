@@ -275,9 +275,45 @@ def test_wmv_u_shaped_speed():
     assert stop_at == 409
 
 
-@pytest.mark.parametrize("kwargs", [dict(window=0), dict(patience=0), dict(window=2.5)])
+def test_wmv_trace_keeps_the_curve_and_the_choice():
+    # the same sequence as the plateau test: with trace=True the variances go on to the end, computed
+    # as directly from the windows, while the choice and the stop are those of the plain detector.
+    moving = np.cumsum(np.linspace(3.0, 1.0, 50))
+    rest = moving[-1] + 1.0
+    position = np.concatenate([moving, np.full(30, rest), rest + np.arange(1, 41) ** 1.5])
+    images = [torch.full((1, 2, 2), p) for p in position]
+    plain, traced = WMVStopper(window=10, patience=25), WMVStopper(window=10, patience=25, trace=True)
+    stops_plain = [plain.update(x) for x in images]
+    stops_traced = [traced.update(x) for x in images]
+    assert stops_traced == stops_plain
+    assert (traced.best_iteration, traced.stopped_at) == (plain.best_iteration, plain.stopped_at) == (59, 84)
+    assert torch.equal(traced.best_image, plain.best_image)
+    assert len(plain.variances) == 84 - 9 + 1 and len(traced.variances) == len(images) - 9
+    np.testing.assert_allclose(traced.variances, naive_variances(images, 10), rtol=1e-9, atol=1e-9)
+    assert traced.variance_iterations == list(range(9, len(images)))
+    # a later, lower minimum does not change the finished detector's choice
+    for _ in range(20):
+        assert traced.update(torch.full((1, 2, 2), 0.0))
+    assert traced.variances[-1] == 0.0 and traced.best_iteration == 59
+
+
+def test_wmv_in_fit_dip_records_the_whole_curve_with_trace():
+    x, b = small_problem()
+    runs = {}
+    for trace in (False, True):
+        stopper = WMVStopper(window=5, patience=10, trace=trace)
+        result = fit_dip(Identity(x.shape), b, 60, net_kwargs=small_net(), ref=x, seed=0, lr=0.01,
+                         stopper=stopper, progress=False)
+        runs[trace] = result.extras["stopper"]
+    assert runs[False].stopped_at is not None and len(runs[False].variances) < 60 - 4
+    assert runs[True].variances[:len(runs[False].variances)] == pytest.approx(runs[False].variances)
+    assert len(runs[True].variances) == 60 - 4
+    assert runs[True].best_iteration == runs[False].best_iteration
+
+
+@pytest.mark.parametrize("kwargs", [dict(window=0), dict(patience=0), dict(window=2.5), dict(trace="yes")])
 def test_wmv_bad_arguments(kwargs):
-    with pytest.raises((TypeError, ValueError), match="window|patience"):
+    with pytest.raises((TypeError, ValueError), match="window|patience|trace"):
         WMVStopper(**kwargs)
 
 

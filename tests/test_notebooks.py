@@ -6,6 +6,7 @@ from one clean run (execution counts 1..n in order, no errors), and every lesson
 Colab badge and setup cell (``python -m dipcourse.authoring.stamp``).
 """
 import json
+import re
 import pathlib
 
 import nbformat
@@ -67,7 +68,8 @@ def _calls(source):
     """Names of the functions and methods a cell's code calls (``claims.verify()`` → "verify")."""
     import ast
 
-    tree = ast.parse(source)
+    # IPython magics and shell lines (%matplotlib, !pip) are not Python: blank them out before parsing
+    tree = ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()))
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -101,3 +103,22 @@ def test_kernel_is_plain_python3(lesson):
     path, nb = lesson
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", \
         f"{path.name}: kernelspec must be python3 so nbval and Colab pick the default kernel"
+
+
+INSTRUCTOR_WORDS = re.compile(r"\bCI\b|\bnbval\b|benchmarks/|\bbudget|\bmake test\b|\bseed-to-seed\b", re.I)
+
+
+def test_student_text_is_apart_from_instructor_notes(lesson):
+    """CI, budgets and benchmark talk belong in cells tagged `instructor` (collapsed on the website)."""
+    path, nb = lesson
+    leaks = [c.source.splitlines()[0][:60] for c in nb.cells
+             if c.cell_type == "markdown" and "instructor" not in c.metadata.get("tags", [])
+             and INSTRUCTOR_WORDS.search(c.source)]
+    assert not leaks, f"{path.name}: instructor material in student cells (tag them 'instructor'): {leaks}"
+
+
+def test_lesson_shows_its_settings_table(lesson):
+    """Every lesson (but the start page's environment check) builds a dipcourse.config.Settings table."""
+    path, nb = lesson
+    called = set().union(*(_calls(c.source) for c in nb.cells if c.cell_type == "code"))
+    assert "Settings" in called, f"{path.name}: no settings table (dipcourse.config.Settings)"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dipcourse import operators as ops
-from dipcourse.operators import Downsample, GaussianCS, Identity, RandomMask, measure
+from dipcourse.operators import Blur, Downsample, GaussianCS, Identity, RandomMask, measure
 
 SHAPE = (2, 6, 6)
 
@@ -16,7 +16,8 @@ def make_all(shape=SHAPE):
     return [Identity(shape), RandomMask(shape, keep=0.5, seed=3),
             RandomMask(shape, keep=0.3, seed=1, same_across_channels=True),
             Downsample(shape, 2), Downsample(shape, 3),
-            GaussianCS(shape, n // 3, seed=2), GaussianCS(shape, 2 * n, seed=5)]
+            GaussianCS(shape, n // 3, seed=2), GaussianCS(shape, 2 * n, seed=5),
+            Blur(shape, width=1.0), Blur((1, 5, 7), width=2.5)]
 
 
 ALL = make_all()
@@ -121,6 +122,37 @@ def test_downsample_is_a_box_average():
     x = torch.arange(16.0).reshape(1, 4, 4)
     torch.testing.assert_close(A.forward(x), torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]))
     assert A.norm_sq == 0.25
+
+
+def test_blur_is_a_circular_gaussian_convolution():
+    A = Blur((1, 9, 9), width=1.2)
+    # the kernel sums to 1 and is symmetric, so constants pass unchanged and Aᵀ = A
+    torch.testing.assert_close(A.forward(torch.full((1, 9, 9), 0.3)), torch.full((1, 9, 9), 0.3))
+    # an impulse at (4, 4) becomes the kernel centred there, wrapping around the borders
+    impulse = torch.zeros(1, 9, 9, dtype=torch.float64)
+    impulse[0, 4, 4] = 1.0
+    expected = torch.roll(A.kernel, shifts=(4, 4), dims=(0, 1))
+    torch.testing.assert_close(A.forward(impulse)[0], expected)
+    r = torch.arange(9.0, dtype=torch.float64)
+    d = torch.minimum(r, 9 - r)
+    g = torch.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2 * 1.2 ** 2))
+    torch.testing.assert_close(A.kernel, g / g.sum())
+    assert A.norm_sq == pytest.approx(1.0)
+
+
+def test_blur_spectrum_reaches_down_to_zero():
+    # what lesson 01's ISTA/FISTA test relies on: AᵀA has eigenvalues arbitrarily close to 0
+    A = Blur((1, 32, 32), width=1.5)
+    eigenvalues = A.gram.flatten()
+    assert eigenvalues.max() == pytest.approx(1.0) and eigenvalues.min() < 1e-12
+    assert (eigenvalues < 1e-2).float().mean() > 0.5
+
+
+def test_bad_blur_is_refused():
+    with pytest.raises(ValueError, match="width must be a finite number > 0"):
+        Blur((1, 8, 8), width=0)
+    with pytest.raises(ValueError, match=r"image shape \(C, H, W\)"):
+        Blur((8, 8))
 
 
 def test_gaussian_cs_scaling_and_seed():

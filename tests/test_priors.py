@@ -379,3 +379,215 @@ def test_make_prox_errors():
     for rho in (0, -1.0, float("inf")):
         with pytest.raises(ValueError, match="rho"):
             prox(torch.rand(1, 4, 4), rho)
+
+
+# ------------------------------------------------------------------------------------------ BM3D options
+
+
+def _bm3d_reference(image, sigma, profile_class, white_noise, threads):
+    """The bm3d package called directly: CBM3D (``bm3d_rgb``) with the named profile, nf = 0 for white
+    noise (the package's "conventional mode"), num_threads as given."""
+    import bm3d
+
+    settings = getattr(bm3d, profile_class)()
+    if white_noise:
+        settings.nf = 0
+    settings.num_threads = threads
+    hwc = image.double().numpy().transpose(1, 2, 0)
+    out = bm3d.bm3d_rgb(hwc, sigma, settings)
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1))).float()
+
+
+def test_bm3d_options_are_the_bm3d_package_s_own(optional):
+    """profile and white_noise reach bm3d.bm3d_rgb: the prior equals the direct call with the same settings
+    (to the C code's float32), and each option changes the output (so an option that is dropped fails)."""
+    optional.require("bm3d")
+    noisy = _noisy(load_image("chelsea", size=32), 0.05)
+    expected = {}
+    for profile, profile_class, white_noise in (("np", "BM3DProfile", True), ("lc", "BM3DProfileLC", True),
+                                                ("np", "BM3DProfile", False)):
+        expected[profile, white_noise] = reference = _bm3d_reference(noisy, 0.05, profile_class, white_noise, 1)
+        prox = make_prox("bm3d", sigma=0.05, profile=profile, white_noise=white_noise, threads=1)
+        torch.testing.assert_close(prox(noisy, 1.0), reference, rtol=0, atol=1e-6)
+    torch.testing.assert_close(priors.bm3d_denoise(noisy), expected["np", True], rtol=0, atol=1e-6)
+    torch.testing.assert_close(priors.bm3d_denoise(noisy, profile="lc"), expected["lc", True], rtol=0, atol=1e-6)
+    assert (expected["lc", True] - expected["np", True]).abs().max() > 1e-3
+    assert (expected["np", False] - expected["np", True]).abs().max() > 1e-3
+
+
+def test_bm3d_defaults_are_white_noise_np_one_thread(optional, monkeypatch):
+    """The defaults (and every option) as the bm3d package receives them: a spy on bm3d.bm3d_rgb and
+    bm3d.bm3d sees the profile class, nf and num_threads; one-channel images go through bm3d.bm3d."""
+    optional.require("bm3d")
+    import bm3d
+
+    seen = []
+
+    def spy(real):
+        def call(z, sigma_psd, profile, *args, **kwargs):
+            seen.append((real.__name__, type(profile).__name__, profile.nf, profile.num_threads, sigma_psd))
+            return real(z, sigma_psd, profile, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(bm3d, "bm3d_rgb", spy(bm3d.bm3d_rgb))
+    colour, grey = torch.rand(3, 16, 16), torch.rand(1, 16, 16)
+    priors.bm3d_denoise(colour)
+    assert seen[-1][0] == "bm3d_rgb" and seen[-1][1:] == ("BM3DProfile", 0, 1, 0.05)
+    priors.bm3d_denoise(colour, sigma=0.1, profile="lc", white_noise=False, threads=2)
+    assert seen[-1][1:] == ("BM3DProfileLC", 32, 2, 0.1)
+    for name, cls in (("high", "BM3DProfileHigh"), ("vn", "BM3DProfileVN"), ("deb", "BM3DProfileDeb")):
+        priors.bm3d_denoise(colour, profile=name)
+        assert seen[-1][1] == cls
+    monkeypatch.setattr(bm3d, "bm3d", spy(bm3d.bm3d))
+    priors.bm3d_denoise(grey, threads=0)
+    assert seen[-1][0] == "bm3d" and seen[-1][1:] == ("BM3DProfile", 0, 0, 0.05)
+
+
+def test_bm3d_one_thread_repeats_exactly(optional):
+    """threads=1 (the default, as in the course's one-thread workers) gives the same output call after call."""
+    optional.require("bm3d")
+    noisy = _noisy(load_image("astronaut", size=32), 0.05)
+    assert torch.equal(priors.bm3d_denoise(noisy), priors.bm3d_denoise(noisy))
+
+
+def test_bm3d_bad_options_are_clear_errors(optional):
+    optional.require("bm3d")
+    x = torch.rand(3, 16, 16)
+    cases = [(dict(profile="refilter"), ValueError, "profile must be one of 'np', 'lc'"),
+             (dict(profile="LC"), ValueError, "profile must be one of"),
+             (dict(white_noise="yes"), TypeError, "white_noise must be True or False"),
+             (dict(white_noise=1), TypeError, "white_noise must be True or False"),
+             (dict(threads=-1), ValueError, "threads must be an integer ≥ 0"),
+             (dict(threads=1.5), TypeError, "threads must be an integer"),
+             (dict(sigma=0), ValueError, "sigma"),
+             (dict(sigma=float("nan")), ValueError, "sigma")]
+    for options, error, message in cases:
+        with pytest.raises(error, match=message):
+            priors.bm3d_denoise(x, **options)
+        with pytest.raises(error, match=message):
+            make_prox("bm3d", **options)          # at construction, not at the first call of a run
+    for bad, error in ((0, ValueError), (-3, ValueError), (2.0, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="refresh_every must be an integer"):
+            make_prox("bm3d", refresh_every=bad)
+    with pytest.raises(TypeError, match="unknown parameter.*stage.*accepted: sigma, profile, white_noise, threads, "
+                                        "refresh_every"):
+        make_prox("bm3d", stage="hard")
+
+
+# ------------------------------------------------------------------------------------------ the refreshed variant
+
+
+class _CountingDenoiser:
+    """A deterministic stand-in for a denoiser: a 3-tap blur along the rows; counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, v, rho=1.0):
+        self.calls += 1
+        return (v + v.roll(1, -1) + v.roll(-1, -1)) / 3
+
+
+def _sequence(count, shape=(3, 8, 8), seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.rand(shape, generator=gen, dtype=torch.float64) for _ in range(count)]
+
+
+def test_refreshed_calls_the_denoiser_every_kth_time_and_reuses_the_residual_exactly():
+    denoiser = _CountingDenoiser()
+    refreshed = priors.Refreshed(denoiser, 3)
+    last_residual = None
+    for t, v in enumerate(_sequence(10)):
+        out = refreshed(v, 1.0)
+        if t % 3 == 0:                                   # a refresh: the denoiser's own output, bit for bit
+            assert denoiser.calls == t // 3 + 1
+            assert torch.equal(out, denoiser.__class__()(v))
+            last_residual = v - out
+        else:                                            # in between: v_t minus the last residual
+            assert denoiser.calls == t // 3 + 1
+            assert torch.equal(out, v - last_residual)
+            assert not torch.equal(out, denoiser.__class__()(v))
+    assert denoiser.calls == 4                           # calls 0, 3, 6, 9 of 10
+
+
+def test_refreshed_starts_afresh_on_reset_and_on_a_new_shape():
+    denoiser = _CountingDenoiser()
+    refreshed = priors.Refreshed(denoiser, 5)
+    a, b = _sequence(2)
+    refreshed(a, 1.0)
+    refreshed(b, 1.0)
+    assert denoiser.calls == 1
+    small = torch.rand(3, 4, 4, dtype=torch.float64)
+    assert torch.equal(refreshed(small, 1.0), _CountingDenoiser()(small)) and denoiser.calls == 2
+    refreshed.reset()
+    assert torch.equal(refreshed(b, 1.0), _CountingDenoiser()(b)) and denoiser.calls == 3
+    with pytest.raises(ValueError, match="refresh_every must be an integer ≥ 1"):
+        priors.Refreshed(denoiser, 0)
+
+
+@pytest.fixture
+def fake_bm3d(monkeypatch):
+    """make_prox('bm3d') with the BM3D call replaced by a counted blur (fast, and the count is visible)."""
+    counter = _CountingDenoiser()
+    monkeypatch.setattr(priors, "bm3d_available", lambda: True)
+    monkeypatch.setattr(priors, "_bm3d_profile", lambda *args: None)
+    monkeypatch.setattr(priors, "bm3d_denoise", lambda v, **settings: counter(v))
+    return counter
+
+
+def test_make_prox_bm3d_refresh_every_is_the_refreshed_variant(fake_bm3d):
+    exact = make_prox("bm3d")
+    assert exact.params["refresh_every"] == 1
+    vs = _sequence(9)
+    for v in vs:
+        assert torch.equal(exact(v, 1.0), _CountingDenoiser()(v))   # the exact prox denoises at every call
+    assert fake_bm3d.calls == 9
+    fake_bm3d.calls = 0
+    prox = make_prox("bm3d", refresh_every=4)
+    assert prox.params == dict(sigma=0.05, profile="np", white_noise=True, threads=1, refresh_every=4)
+    assert prox.value is None
+    outs = [prox(v, 1.0 + v.sum().item()) for v in vs]   # ρ changes nothing (the denoiser ignores it)
+    assert fake_bm3d.calls == 3                          # calls 0, 4, 8
+    for s in (0, 4, 8):
+        assert torch.equal(outs[s], _CountingDenoiser()(vs[s]))
+    assert torch.equal(outs[6], vs[6] - (vs[4] - _CountingDenoiser()(vs[4])))
+
+
+def test_fresh_and_pickled_copies_have_their_own_state(fake_bm3d):
+    import pickle
+
+    prox = make_prox("bm3d", refresh_every=3)
+    a, b, c = _sequence(3)
+    prox(a, 1.0)
+    prox(b, 1.0)                                         # the original now holds a's residual
+    for copy_ in (prox.fresh(), pickle.loads(pickle.dumps(prox))):
+        assert copy_ is not prox and copy_.params == prox.params
+        before = fake_bm3d.calls
+        assert torch.equal(copy_(c, 1.0), _CountingDenoiser()(c))   # denoised, not c − residual(a)
+        assert fake_bm3d.calls == before + 1
+    assert torch.equal(prox(c, 1.0), c - (a - _CountingDenoiser()(a)))   # the original's state untouched
+    plain = lambda v, rho: v  # noqa: E731
+    assert priors.fresh(plain) is plain
+
+
+def test_every_run_gets_a_fresh_refreshed_prox(fake_bm3d):
+    """DIP-ADMM-v2 and PnP-ADMM start each run with a fresh copy: two runs with one refreshed prox are
+    identical, and a run calls the denoiser at iterations 1, 1 + k, 1 + 2k, ... of its own."""
+    from dipcourse.admm import dip_admm_v2
+    from dipcourse.operators import RandomMask, measure
+    from dipcourse.solvers import pnp_admm
+
+    ref = load_image("chelsea", size=16)
+    A = RandomMask(ref.shape, keep=0.5, seed=0)
+    b = measure(A, ref, 0.05, seed=1)
+    prox = make_prox("bm3d", refresh_every=3)
+    net = dict(nd=[8, 8], ns=[4, 4])
+    first = dip_admm_v2(A, b, prox, 7, lr=0.01, ref=ref, net_kwargs=net, progress=False)
+    assert fake_bm3d.calls == 3                          # iterations 1, 4, 7
+    second = dip_admm_v2(A, b, prox, 7, lr=0.01, ref=ref, net_kwargs=net, progress=False)
+    assert fake_bm3d.calls == 6
+    np.testing.assert_array_equal(first.history["psnr"], second.history["psnr"])
+    assert list(first.history["prox_calls"]) == list(range(1, 8))   # x-steps, each through the variant
+    p1, p2 = (pnp_admm(A, b, prox, iters=5, ref=ref) for _ in range(2))
+    np.testing.assert_array_equal(p1.history["psnr"], p2.history["psnr"])
+    assert fake_bm3d.calls == 6 + 2 * 2                  # iterations 1 and 4 of each PnP run

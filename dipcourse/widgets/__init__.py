@@ -9,14 +9,16 @@
 Everything a lesson uses can be imported from here, e.g. ``from dipcourse.widgets import sigma_explorer``.
 """
 from dipcourse.widgets.lessons import (cs_explorer, cs_inpainting, dip_admm_v2_at_rho, dip_denoising, draw_cs,
-                                       draw_dip_run, draw_rho_run, pnp_at_rho, rho_explorer, sigma_explorer,
-                                       subspace_explorer, subspace_fit)
+                                       draw_dip_run, draw_remedies, draw_rho_run, fit_remedies, fit_remedy,
+                                       pnp_at_rho, remedies_explorer, remedy_call, remedy_spec, rho_explorer,
+                                       run_method, sigma_explorer, subspace_explorer, subspace_fit)
 from dipcourse.widgets.runner import LiveCurve, TrainingRunner, cache_key
 from dipcourse.widgets.views import (InstantExplorer, LiveTrainer, describe, draw_live_curve, draw_placeholder,
                                      draw_result, error_html, error_widget, make_slider, render_png, show_image)
 
 __all__ = ["InstantExplorer", "LiveCurve", "LiveTrainer", "TrainingRunner", "cache_key", "cs_explorer",
            "cs_inpainting", "describe", "dip_admm_v2_at_rho", "dip_denoising", "draw_cs", "draw_dip_run",
-           "draw_live_curve", "draw_placeholder", "draw_result", "draw_rho_run", "error_html", "error_widget",
-           "make_slider", "pnp_at_rho", "render_png", "rho_explorer", "show_image", "sigma_explorer",
+           "draw_live_curve", "draw_placeholder", "draw_remedies", "draw_result", "draw_rho_run", "error_html",
+           "error_widget", "fit_remedies", "fit_remedy", "make_slider", "pnp_at_rho", "remedies_explorer",
+           "remedy_call", "remedy_spec", "render_png", "rho_explorer", "run_method", "show_image", "sigma_explorer",
            "subspace_explorer", "subspace_fit"]

@@ -30,6 +30,8 @@ from dipcourse.operators import Identity, RandomMask, measure
 from dipcourse.priors import make_prox
 from dipcourse.solvers import pnp_admm
 from dipcourse.admm import dip_admm_v2
+from dipcourse.runs import Iterate
+from dipcourse.widgets.runner import cache_key
 from dipcourse.widgets.views import InstantExplorer, LiveTrainer, describe, error_widget, make_slider, show_image
 
 
@@ -275,3 +277,247 @@ def subspace_explorer(U, ref, *, net=None, z=None, p=None, p_max=None, sigma=25 
 
     return LiveTrainer(train, sliders, draw=draw_dip_run, total=iters, initial=initial, refresh_s=refresh_s,
                        name="subspace", figsize=(10.0, 2.8))
+
+
+# -- lesson 07 ---------------------------------------------------------------------------------
+#
+# A remedy is described by a *spec*: a pair (method, options) or a function sigma -> (method, options), where
+# method names a function of dipcourse.batched.METHODS ("dip" for fit_dip and its remedy options,
+# "admm_v2", "deep_red", ...) and options are its keyword arguments (lr, net_kwargs or net, weight_decay, ...).
+# The lesson writes its remedies as specs once; the runs of the lesson and of the widget are made from them.
+
+def remedy_spec(spec, sigma):
+    """The ``(method, options)`` of a remedy ``spec`` at noise level σ (``spec(sigma)`` when it is a function)."""
+    from dipcourse.batched import METHODS
+
+    made = spec(sigma) if callable(spec) else spec
+    if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], dict)):
+        raise TypeError(f"a remedy is (method, options) or a function sigma -> (method, options); got {made!r}")
+    method, options = made
+    checks.choice(method, "method", "remedy", tuple(METHODS))
+    return method, options
+
+
+def run_method(method, **kwargs):
+    """``METHODS[method](**kwargs)``: one run of one of the course's methods (a worker process's entry point)."""
+    from dipcourse.batched import METHODS
+
+    return METHODS[method](**kwargs)
+
+
+def remedy_call(spec, sigma, A, b, iters, ref=None, seed=0):
+    """The keyword arguments of one run of the remedy ``spec`` on ``b`` (options deep-copied, so a given network
+    is trained as a fresh copy and a stopper starts empty): ``run_method(**remedy_call(...))`` runs it."""
+    method, options = remedy_spec(spec, sigma)
+    return dict(copy.deepcopy(options), method=method, A=A, b=b, iters=iters, ref=ref, seed=seed)
+
+
+def fit_remedy(callback, spec, A, b, iters, sigma, ref=None, seed=0):
+    """One run of the remedy ``spec`` in this process, calling ``callback`` each iteration; a Result."""
+    return run_method(**remedy_call(spec, sigma, A, b, iters, ref=ref, seed=seed), callback=callback, progress=False)
+
+
+def fit_remedies(remedies, ops, bs, iters, sigma, refs=None, seeds=None, names=None, workers=None, progress=True):
+    """Every remedy on every measurement: ``{name: [Result per measurement]}``.
+
+    ``remedies`` maps names to specs (see :func:`remedy_spec`); ``names`` picks some (default all). Run k of
+    each remedy uses ``ops[k]``, ``bs[k]``, ``refs[k]`` and ``seeds[k]`` (default k) — the same seed gives DIP
+    and a remedy built on it the same θ₀ and z. All the runs, of all the remedies, go to one pool of worker
+    processes with one torch thread each (:func:`dipcourse.parallel.run_calls`; ``workers=0``: one after the
+    other here), so two cores stay busy to the end and the numbers do not depend on the thread count.
+    ``iters`` is one number or ``{name: number}``.
+    """
+    names = list(remedies) if names is None else list(names)
+    unknown = [name for name in names if name not in remedies]
+    if unknown:
+        raise ValueError(f"fit_remedies: unknown remedies {unknown}; known: {list(remedies)}")
+    ops, bs = list(ops), list(bs)
+    if len(ops) != len(bs):
+        raise ValueError(f"fit_remedies: {len(ops)} operators for {len(bs)} measurements")
+    refs = [None] * len(bs) if refs is None else list(refs)
+    seeds = list(range(len(bs))) if seeds is None else list(seeds)
+    steps = {name: checks.iters(iters[name] if isinstance(iters, dict) else iters, "fit_remedies") for name in names}
+    calls = [remedy_call(remedies[name], sigma, A, b, steps[name], ref=ref, seed=seed)
+             for name in names for A, b, ref, seed in zip(ops, bs, refs, seeds)]
+    if workers == 0:
+        results = [run_method(**call, progress=progress) for call in calls]
+    else:
+        from dipcourse import parallel
+
+        results = parallel.run_calls(run_method, calls, workers=workers, progress=progress,
+                                     desc=f"{len(names)} remedies × {len(bs)}")
+    count = len(bs)
+    return {name: results[i * count:(i + 1) * count] for i, name in enumerate(names)}
+
+
+REMEDY_COLOURS = ("k", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+                  "tab:cyan", "tab:blue", "tab:gray")
+
+
+def remedy_colour(names, name):
+    """A fixed colour per remedy (by its place in ``names``), so a remedy keeps its colour in every picture."""
+    names = list(names)
+    return REMEDY_COLOURS[names.index(name) % len(REMEDY_COLOURS)] if name in names else "0.5"
+
+
+def draw_remedies(run, fig, order=None):
+    """PSNR against iteration of every remedy of ``run`` (the dict the widget's training returns; the posterior
+    mean of a sampler dashed), and the final images beside it."""
+    runs, values = run["runs"], run["values"]
+    order = list(order or runs)
+    if not runs:
+        draw_placeholder_text(fig, "Pick at least one remedy (ctrl/shift-click in the list).")
+        return
+    left, right = fig.subfigures(1, 2, width_ratios=[1.25, 1.0])
+    ax = left.add_subplot()
+    finals = []
+    for name, result in runs.items():
+        history, colour = result.history, remedy_colour(order, name)
+        ax.plot(history["iteration"], history["psnr"], color=colour, lw=1.2, label=name)
+        finals.append(result.final_median("psnr"))
+        if "psnr_mean" in history:
+            ax.plot(history["iteration"], history["psnr_mean"], color=colour, lw=1.2, ls="--",
+                    label=f"{name}: posterior mean")
+    noisy = psnr(run["reference"], run["measured"])
+    ax.axhline(noisy, color="0.6", lw=0.8, ls=":", label=f"noisy image ({noisy:.1f} dB)")
+    ax.set_ylim(min(finals + [noisy]) - 2.0, None)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(f"denoising, σ = {255 * values['sigma']:.0f}/255", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7)
+    images = [("noisy", run["measured"])] + [(f"{name}\n{result.final_psnr:.1f} dB", result.x)
+                                             for name, result in runs.items()]
+    for name, result in runs.items():
+        if "posterior_mean" in result.extras:
+            mean = result.extras["posterior_mean"]
+            images.append((f"{name}: mean\n{psnr(run['reference'], mean):.1f} dB", mean))
+    cols = int(np.ceil(len(images) / 2)) if len(images) > 3 else len(images)
+    rows = int(np.ceil(len(images) / cols))
+    for index, (title, img) in enumerate(images):
+        show_image(right.add_subplot(rows, cols, index + 1), img.clamp(0, 1), title)
+
+
+def draw_placeholder_text(fig, text):
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="0.3")
+    ax.set_axis_off()
+
+
+@refuses_bad_arguments("remedies")
+def remedies_explorer(image, remedies, *, shown=None, sigma=25 / 255, sigma_max=0.2, iters=None, seed=0,
+                      noise_seed=None, precomputed=None, refresh_s=0.5):
+    """Lesson 07: pick the remedies shown and the noise σ → each trained live on ``image`` + σ noise.
+
+    ``remedies`` maps names to specs (:func:`remedy_spec`), e.g. ``{"DIP": ("dip", dict(lr=0.01)), ...}``;
+    ``shown`` (default: the first two) are selected at the start. Each remedy runs :func:`fit_remedy` for
+    ``iters`` iterations (default: the profile's) with network seed ``seed`` on
+    b = ``measure(Identity, image, σ, seed=noise_seed)`` (``noise_seed`` defaults to ``seed``); runs are cached
+    per (σ, remedy), so adding a remedy to the selection trains only that one, and a stopped run is not kept.
+    ``precomputed``: ``{name: Result}`` already run at the starting σ with these settings (the lesson's own
+    runs), shown without training. Drawn by :func:`draw_remedies`.
+
+    Controls: ``dipcourse-slider-sigma`` (σ) and ``dipcourse-slider-remedies`` (a multiple selection); plot:
+    ``dipcourse-plot-remedies``. Returns the :class:`LiveTrainer`; its ``train(callback, sigma, remedies)``
+    runs the chosen remedies one after the other.
+    """
+    checks.image(image, "image", "remedies_explorer")
+    if not isinstance(remedies, dict) or not remedies:
+        raise ValueError("remedies_explorer: remedies must be a non-empty dict {name: (method, options) or "
+                         "function sigma -> (method, options)}")
+    specs = dict(remedies)
+    names = list(specs)
+    shown = tuple(names[:2] if shown is None else shown)
+    unknown = [name for name in shown if name not in remedies]
+    if unknown:
+        raise ValueError(f"remedies_explorer: shown names {unknown} are not among the remedies {names}")
+    for name in names:
+        remedy_spec(remedies[name], sigma)               # a malformed spec fails here, not at the first run
+    iters = get_profile().iters if iters is None else checks.iters(iters, "remedies_explorer")
+    seed = checks.seed(seed, "remedies_explorer")
+    noise_seed = seed if noise_seed is None else checks.seed(noise_seed, "remedies_explorer", "noise_seed")
+    A = Identity(tuple(image.shape))
+    done = {}                                            # cache_key((σ, name)) -> Result
+    training = {"names": []}
+
+    def key(sigma, name):
+        return cache_key({"sigma": float(sigma), "name": name})
+
+    for name, result in (precomputed or {}).items():
+        if name not in remedies:
+            raise ValueError(f"remedies_explorer: precomputed run {name!r} is not among the remedies {names}")
+        done[key(sigma, name)] = result
+
+    slider_sigma = make_slider("sigma", sigma, 0.0, sigma_max, 1 / 255, description="σ (noise)")
+    choice = widgets.SelectMultiple(options=names, value=shown, rows=len(names), description="remedies",
+                                    style={"description_width": "12em"}, layout=widgets.Layout(width="32em"))
+    choice.add_class("dipcourse-slider-remedies")
+    sliders = {"sigma": slider_sigma, "remedies": choice}
+
+    def measured(sigma):
+        return measure(A, image, sigma, seed=noise_seed)
+
+    def todo(sigma, chosen):
+        return [name for name in chosen if key(sigma, name) not in done]
+
+    def total(sigma, remedies):
+        return max(1, iters * len(todo(sigma, remedies)))
+
+    def train(callback, sigma, remedies):
+        b = measured(sigma)
+        training["names"] = todo(sigma, remedies)
+        stopped = False
+        for index, name in enumerate(training["names"]):
+            asked = []
+
+            def report(it, index=index):
+                view = Iterate(it.iteration, it.x, {"psnr": it.values.get("psnr", float("nan")),
+                                                    "remedy": index + 1}, it.state, it.run)
+                asked.append(bool(callback(view)))
+                return asked[-1]
+
+            result = fit_remedy(report, specs[name], A, b, iters, sigma, ref=image, seed=seed)
+            if any(asked):
+                stopped = True
+                partial = result
+                break
+            done[key(sigma, name)] = result
+        runs = {name: done[key(sigma, name)] for name in remedies if key(sigma, name) in done}
+        if stopped:
+            runs[name] = partial
+        return dict(runs=runs, measured=b, reference=image, values=dict(sigma=sigma, remedies=tuple(remedies)))
+
+    def draw(run, fig):
+        draw_remedies(run, fig, order=names)
+
+    def draw_live(curve, fig):
+        ax = fig.add_subplot()
+        sigma_now = curve.values["sigma"]
+        for name in curve.values["remedies"]:
+            if key(sigma_now, name) in done and name not in training["names"]:
+                history = done[key(sigma_now, name)].history
+                ax.plot(history["iteration"], history["psnr"], color=remedy_colour(names, name), label=name)
+        which = np.asarray(curve.scalars.get("remedy", []), dtype=int)
+        values = np.asarray(curve.scalars.get("psnr", []), dtype=float)
+        steps = np.asarray(curve.iterations[:len(values)])
+        for index, name in enumerate(training["names"]):
+            mask = which[:len(values)] == index + 1
+            if mask.any():
+                ax.plot(steps[mask], values[mask], color=remedy_colour(names, name), label=f"{name} (training)")
+        ax.set_xlim(0, iters)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_title(f"training σ = {255 * sigma_now:.0f}/255: {curve.done}/{curve.total} iterations", fontsize=10)
+
+    initial = None
+    if all(key(sigma, name) in done for name in shown) and shown:
+        initial = dict(runs={name: done[key(sigma, name)] for name in shown}, measured=measured(sigma),
+                       reference=image, values=dict(sigma=sigma, remedies=shown))
+    trainer = LiveTrainer(train, sliders, draw=draw, draw_live=draw_live, total=total, initial=initial,
+                          refresh_s=refresh_s, name="remedies", figsize=(11.0, 3.6))
+    trainer.remedies = specs
+    trainer.runs_done = done
+    return trainer
