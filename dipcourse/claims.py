@@ -66,9 +66,29 @@ class Claim:
         return (min(self.samples), max(self.samples)) if len(self.samples) > 1 else None
 
     def as_dict(self):
+        """The claim as strict JSON data: a non-finite number (a broken method's ratio) is the string
+        ``"inf"``, ``"-inf"`` or ``"nan"`` (``float()`` reads it back), as a Jupyter kernel would send it."""
         data = asdict(self)
         data.update(margin=self.margin, holds=self.holds)
+        for key in ("value", "bound", "margin"):
+            data[key] = _json_number(data[key])
+        data["samples"] = [_json_number(v) for v in data["samples"]]
         return data
+
+
+def _json_number(x):
+    return x if math.isfinite(x) else str(x)
+
+
+def ratio(numerator, denominator):
+    """``numerator / denominator`` as a float, for a claim's samples: ±inf when the denominator is 0 (NaN
+    for 0/0). A broken method can make a denominator vanish (a prox that returns its input moves nothing,
+    a running average that never moves does not jump); the claim then fails in the table, with its value,
+    instead of the Checks cell stopping with ``ZeroDivisionError``."""
+    numerator, denominator = float(numerator), float(denominator)
+    if denominator == 0.0:
+        return math.nan if numerator == 0.0 or math.isnan(numerator) else math.copysign(math.inf, numerator)
+    return numerator / denominator
 
 
 def _value(samples, statistic):

@@ -10,8 +10,9 @@ def psnr(ref, img):
     """Peak signal-to-noise ratio in dB, eq. (35): 20 log10( max(ref) / sqrt(mse(ref, img)) ).
 
     The peak is the maximum of the reference image, as in the thesis (not a fixed 1.0). Identical images
-    give +inf. Both arguments must be finite float tensors of one shape (NaN would make the PSNR
-    meaningless), and the reference's maximum must be positive.
+    give +inf; an error too large for a float (squares beyond ~1e308, a diverging run) gives −inf. Both
+    arguments must be finite float tensors of one shape (NaN would make the PSNR meaningless), and the
+    reference's maximum must be positive.
     """
     checks.tensor(ref, "ref", "psnr")
     checks.tensor(img, "img", "psnr")
@@ -25,4 +26,6 @@ def psnr(ref, img):
     mse = torch.mean((ref.detach().double() - img.detach().to(ref.device).double()) ** 2).item()
     if mse == 0.0:
         return math.inf
+    if math.isinf(mse):
+        return -math.inf  # finite images whose squared error overflows: a run on its way to diverging
     return 20.0 * math.log10(peak / math.sqrt(mse))

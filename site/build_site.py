@@ -20,6 +20,7 @@ import jinja2
 import nbformat
 import yaml
 
+from dipcourse.claims import MIMETYPE as CLAIMS_MIMETYPE
 from dipcourse.colab import BADGE_IMAGE, BRANCH, REPO_URL, SETUP_TAG, colab_url
 
 SITE = pathlib.Path(__file__).resolve().parent
@@ -96,8 +97,14 @@ def widget_note(links, has_picture):
 
 def static_outputs(output, state, links):
     """The outputs a static page shows in place of stored ``output``: itself, or for a widget a
-    note and the widget's picture (its ``image/png``, when stored), or nothing for a progress bar."""
+    note and the widget's picture (its ``image/png``, when stored), or nothing for a progress bar; a
+    claims table loses its JSON bundle (the runner's data), keeping its HTML and text."""
     data = output.get("data", {})
+    if CLAIMS_MIMETYPE in data:
+        # The claims' JSON is for the course runner; the page shows the same claims as the table.
+        output = copy.deepcopy(output)
+        del output["data"][CLAIMS_MIMETYPE]
+        return [output]
     if WIDGET_VIEW not in data:
         return [output]
     has_picture = "image/png" in data

@@ -7,6 +7,10 @@ profile with every cell executed, and requires that the lesson's Checks raise ``
 the claim named in the mutation is among those that fail. A Check that a broken method also passes proves
 nothing; these tests are how the course knows its Checks have teeth.
 
+Some bugs make a method diverge (a "prox" that expands makes FISTA blow up). The package then stops the
+run with ``DivergedError`` instead of returning a meaningless result, and the lesson fails at that cell
+before its Checks: such a mutation names ``DIVERGES`` as what catches it, and the test requires that error.
+
 The list (lesson, bug, the claim that must catch it) is printed by ``pytest -s -m mutation`` and kept in
 ``benchmarks/README.md``.
 """
@@ -30,11 +34,13 @@ class Mutation:
     find: str          # text replaced (must occur exactly once)
     replace: str
     bug: str           # the bug in words
-    caught_by: str     # a substring of the name of a claim that must fail
+    caught_by: str     # a substring of the name of a claim that must fail, or DIVERGES
 
     def __str__(self):
         return self.name
 
+
+DIVERGES = "the run stops with DivergedError"
 
 MUTATIONS = [
     Mutation("psnr-peak-one", "00_start_here", "metrics.py", "    peak = ref.max().item()\n", "    peak = 1.0\n",
@@ -77,7 +83,7 @@ MUTATIONS = [
     Mutation("dct-not-orthonormal", "01_classical_cs", "priors.py",
              "    c[0] /= math.sqrt(2.0)\n", "",
              "the DCT's first row not scaled by 1/√2: Φ is no longer orthonormal, so prox_dct_l1 is no prox of "
-             "the L1-in-DCT prior", "F* certified"),
+             "the L1-in-DCT prior (ΦᵀΦ ≠ I stretches the lowest frequencies, so FISTA diverges)", DIVERGES),
     Mutation("pnp-y-step-sign", "01_classical_cs", "solvers.py",
              "        y = A.solve_regularized(AtB + rho * (x + u), rho)         # line 3\n",
              "        y = A.solve_regularized(AtB + rho * (x - u), rho)         # line 3\n",
@@ -140,6 +146,12 @@ def test_a_broken_method_fails_the_lessons_checks(mutation, tmp_path):
                               extra_env={"PYTHONPATH": str(package)}, allow_errors=True)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
+    if mutation.caught_by == DIVERGES:
+        diverged = [e for e in errors if e.get("ename") == "DivergedError"]
+        assert diverged, f"{mutation.lesson} with the bug '{mutation.bug}': no run diverged (errors: " \
+                         f"{[e.get('ename') for e in errors]})"
+        print(f"| {mutation.lesson} | {mutation.bug} | the run stops: {diverged[0].get('evalue')} |")
+        return
     assert any(e.get("ename") == "ClaimsFailed" for e in errors), \
         f"{mutation.lesson} with the bug '{mutation.bug}': the Checks passed (errors: " \
         f"{[e.get('ename') for e in errors]})"

@@ -120,9 +120,11 @@ def claims_table(collected, profile):
         lines += [f"## {block['lesson']} (torch threads {block['threads']}, {block['machine']})", "",
                   "| claim | value | bound | margin | samples | holds |", "|---|---:|---:|---:|---|---|"]
         for c in block["claims"]:
-            samples = ", ".join(f"{v:.3g}" for v in c["samples"])
-            lines.append(f"| {c['name']} | {c['value']:.4g} {c['unit']} ({c['statistic']}) | {c['direction']} "
-                         f"{c['bound']:g} | {c['margin']:+.3g} | {samples} | {'yes' if c['holds'] else 'NO'} |")
+            # float(): a non-finite value is stored as the string "inf", "-inf" or "nan"
+            samples = ", ".join(f"{float(v):.3g}" for v in c["samples"])
+            lines.append(f"| {c['name']} | {float(c['value']):.4g} {c['unit']} ({c['statistic']}) | "
+                         f"{c['direction']} {float(c['bound']):g} | {float(c['margin']):+.3g} | {samples} | "
+                         f"{'yes' if c['holds'] else 'NO'} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -35,10 +35,11 @@ FIXTURE_CELLS = [
     "explorer = InstantExplorer(compute, draw, {'lam': make_slider('lam', 0.1, 0.0, 1.0)}, name='fixture')\n"
     "explorer",
     "import time\n"
-    "def train(report, p):\n"
+    "from dipcourse.runs import Iterate\n"
+    "def train(callback, p):\n"
     "    for i in range(20):\n"
     "        time.sleep(0.05)\n"
-    "        if report(i, loss=1.0 / (i + p)):\n"
+    "        if callback(Iterate(i, None, {'loss': 1.0 / (i + p)})):\n"
     "            break\n"
     "    return {'p': p}\n"
     "def draw_run(run, fig):\n"
