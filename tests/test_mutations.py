@@ -123,7 +123,12 @@ MUTATIONS = [
              "    from dipcourse.operators import Identity\n    A = Identity(b.shape)",
              "fit_along_directions ignores U: it fits the whole image (A = I) instead of U_pᵀ",
              "best p"),
-    # lesson 07 (entries below this line)
+    # lesson 07: SURE's divergence term (eq. 17)
+    Mutation("sure-no-divergence", "07_other_remedies", "dip.py",
+             "        return data_terms(problems, x) + self.sigma ** 2 * self.divergence(networks, x, offset)\n",
+             "        return data_terms(problems, x) + 0.0 * self.divergence(networks, x, offset)\n",
+             "SURE's loss without its divergence term σ² Tr ∂G/∂b (eq. 17): the network fits b from b",
+             "SURE"),
 ]
 
 

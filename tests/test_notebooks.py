@@ -16,7 +16,8 @@ from dipcourse import colab
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LESSON_NAMES = ["00_start_here", "01_classical_cs", "02_dip_overfitting", "03_admm_variants",
-                "04_hybrid_priors", "05_jacobian_spectra", "06_fitting_along_directions"]
+                "04_hybrid_priors", "05_jacobian_spectra", "06_fitting_along_directions",
+                "07_other_remedies"]
 LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

@@ -87,14 +87,14 @@ def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800
                 nbformat.write(nb, path)
         results.append((path.name, seconds, error))
         claims.extend(collect(nb))
-    (out / "times.md").write_text(times_table(results, profile))
+    (out / "times.md").write_text(times_table(results, profile, threads))
     (out / "claims.json").write_text(json.dumps(claims, indent=1))
     (out / "claims.md").write_text(claims_table(claims, profile))
     return results
 
 
-def times_table(results, profile):
-    """Markdown table of lesson times (for benchmarks/README.md)."""
+def times_table(results, profile, threads=None):
+    """Markdown table of lesson times (for benchmarks/README.md); ``threads``: the kernels' OMP_NUM_THREADS."""
     import platform
 
     import torch
@@ -103,7 +103,8 @@ def times_table(results, profile):
     total = sum(seconds for _, seconds, _ in results)
     return "\n".join([
         f"Profile `{profile}`, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"torch {torch.__version__}, threads {os.environ.get('OMP_NUM_THREADS') or torch.get_num_threads()}.",
+        f"torch {torch.__version__}, kernel threads "
+        f"{threads or os.environ.get('OMP_NUM_THREADS') or torch.get_num_threads()}.",
         "",
         "| lesson | seconds | status |",
         "|---|---:|---|",

@@ -19,6 +19,7 @@ LESSON_SLIDERS = {
     "01_classical_cs": "lam",
     "03_admm_variants": "rho",
     "06_fitting_along_directions": "p",
+    "07_other_remedies": "sigma",
 }
 RUN_TIMEOUT = 900      # seconds for all cells of a quick-profile lesson on a busy 2-core machine
 CHANGE_TIMEOUT = 300   # seconds for the plot to change after the drag (a LiveTrainer starts training)
