@@ -60,12 +60,16 @@ class CountingProx:
         return self.prox(v, rho)
 
 
-def resolve_prox(prox, where="the prior"):
-    """Return a ``prox(v, rho)`` callable: ``prox`` itself, or ``make_prox(prox)`` for a prior's name."""
+def resolve_prox(prox, where="the prior", name="prox"):
+    """Return a ``prox(v, rho)`` callable: ``prox`` itself, or ``make_prox(prox)`` for a prior's name.
+    With ``name="denoiser"`` (DeepRED's f) the callable is called as f(x), with one argument."""
     if isinstance(prox, str):
         return make_prox(prox)  # raises for unknown names and missing backends
-    return checks.function(prox, "prox", where, hint="pass prox(v, rho) or a prior's name such as 'tv'; "
-                                                     "build one with dipcourse.priors.make_prox")
+    if name == "denoiser":
+        return checks.function(prox, name, where, hint="pass f(x), a denoiser, or a prior's name such as 'nlm'",
+                               arguments=1)
+    return checks.function(prox, name, where, hint="pass prox(v, rho) or a prior's name such as 'tv'; "
+                                                   "build one with dipcourse.priors.make_prox", arguments=2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -334,7 +338,7 @@ def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=1, refresh_every=10,
     problem = Problem.checked(where, A, b, ref)
     options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
                            snapshots=snapshots, rho=rho)
-    prox = red_prox(resolve_prox(denoiser, where), lam=lam, inner=inner, refresh_every=refresh_every)
+    prox = red_prox(resolve_prox(denoiser, where, "denoiser"), lam=lam, inner=inner, refresh_every=refresh_every)
     networks = single_network(where, problem, net, z, seed, device, net_kwargs)
     return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED",
                          params=dict(lam=lam, inner=inner, refresh_every=refresh_every), **options)[0]

@@ -42,7 +42,7 @@ from torch.func import functional_call, replace_all_batch_norm_modules_, stack_m
 from dipcourse import checks, parallel
 from dipcourse.admm import admm_options, admm_v1_steps, admm_v2_steps, deep_red, dip_admm_v1, dip_admm_v2, \
     dip_tv_gd, resolve_prox
-from dipcourse.dip import dip_options, dip_steps, fit_dip
+from dipcourse.dip import WMVStopper, dip_options, dip_steps, fit_dip
 from dipcourse.training import Problem, prepare_network
 
 METHODS = {"dip": fit_dip, "admm_v1": dip_admm_v1, "admm_v2": dip_admm_v2, "tv_gd": dip_tv_gd, "deep_red": deep_red}
@@ -113,12 +113,7 @@ def _operators(A, count):
 
 
 def _per_run(values, count, name):
-    if values is None:
-        return None
-    values = list(values)
-    if len(values) != count:
-        raise ValueError(f"fit_many: {name} has {len(values)} entries for {count} measurements")
-    return values
+    return None if values is None else checks.sequence(values, name, "fit_many", length=count)
 
 
 def _mode(batched, workers, device, count):
@@ -170,7 +165,7 @@ def fit_many(method, A, bs, iters, refs=None, seeds=None, net_kwargs=None, nets=
     """
     where = "fit_many"
     checks.choice(method, "method", where, tuple(METHODS))
-    bs = list(bs)
+    bs = list(bs) if isinstance(bs, torch.Tensor) else checks.sequence(bs, "bs", where, hint="one measurement per run")
     if not bs:
         raise ValueError("fit_many: give at least one measurement b")
     count = len(bs)
@@ -233,7 +228,10 @@ def _batched(method, problems, seeds, iters, net_kwargs, nets, snapshots, progre
     stack = NetworkStack([net for net, _ in built], [z for _, z in built], device)
     where = "fit_many"
     if method == "dip":
-        stoppers = [copy.deepcopy(options.pop("stopper")) for _ in seeds] if options.get("stopper") else None
+        stopper = options.pop("stopper", None)
+        if stopper is not None and not isinstance(stopper, WMVStopper):
+            raise TypeError(f"fit_many: stopper must be a WMVStopper, got {type(stopper).__name__}")
+        stoppers = None if stopper is None else [copy.deepcopy(stopper) for _ in seeds]
         settings = dip_options(where, iters=iters, seed=seeds[0], snapshots=snapshots, progress=progress,
                                callback=None, **_with_defaults(options, lr=1e-3, reg_noise_std=0.0, smoothing=0.9,
                                                                cuda_graph=False, loss="data", sigma=None,

@@ -16,6 +16,7 @@ The rules:
   images have shape (C, H, W) (or (B, C, H, W) where a batch is allowed);
 * devices must exist on this machine.
 """
+import inspect
 import math
 import numbers
 
@@ -118,11 +119,46 @@ def flag(value, name, where):
     return bool(value)
 
 
-def function(value, name, where, hint=""):
-    """``value`` if it can be called."""
+def function(value, name, where, hint="", arguments=None):
+    """``value`` if it can be called — with ``arguments`` positional arguments, when given (a prox is called
+    as prox(v, rho), a denoiser as f(x)): a wrong signature is refused here, not at the first iteration."""
     if not callable(value):
         _fail(where, name, "a callable", value, hint, TypeError)
+    if arguments is not None:
+        try:
+            signature = inspect.signature(value)
+        except (TypeError, ValueError):   # some built-ins have no signature to read: trust them
+            return value
+        try:
+            signature.bind(*range(arguments))
+        except TypeError:
+            _fail(where, name, f"a callable taking {arguments} positional argument(s)", value,
+                  hint or f"its signature is {signature}", TypeError)
     return value
+
+
+def sequence(value, name, where, length=None, hint=""):
+    """``value`` (a list, tuple or other iterable, not a string or tensor) as a list, of ``length`` entries
+    when given — so that runs are never paired up silently by a ``zip`` that drops the extra ones."""
+    if isinstance(value, (str, bytes, torch.Tensor, np.ndarray)) or not hasattr(value, "__iter__"):
+        _fail(where, name, "a list", value, hint, TypeError)
+    value = list(value)
+    if length is not None and len(value) != length:
+        _fail(where, name, f"a list of {length} entries (one per measurement)", value,
+              hint or f"it has {len(value)}")
+    return value
+
+
+def network(net, where, name="net"):
+    """``None`` or a ``torch.nn.Module`` with weights (an untrained network such as SkipNet)."""
+    if net is None:
+        return None
+    if not isinstance(net, torch.nn.Module):
+        _fail(where, name, "a torch.nn.Module such as dipcourse.networks.SkipNet(...)", net,
+              "or leave it out to build the thesis network", TypeError)
+    if next(net.parameters(), None) is None:
+        _fail(where, name, "a network with weights to train", net, "DIP fits the weights θ of G(θ)", TypeError)
+    return net
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,9 +170,12 @@ def iters(value, where):
     return integer(value, "iters", where, minimum=1, hint="the number of iterations")
 
 
+SEED_MAX = 2 ** 63 - 1   # torch and NumPy generators take seeds up to a signed 64-bit integer
+
+
 def seed(value, where, name="seed"):
-    """A seed: an integer ≥ 0."""
-    return integer(value, name, where, minimum=0)
+    """A seed: an integer in [0, 2⁶³ − 1]."""
+    return integer(value, name, where, minimum=0, maximum=SEED_MAX)
 
 
 def lr(value, where):
@@ -229,7 +268,11 @@ def reference(ref, shape, where, name="ref"):
     """``None`` or a finite float ground-truth image of ``shape`` (used for PSNR only)."""
     if ref is None:
         return None
-    return tensor(ref, name, where, shape=shape, hint="pass the ground-truth image the measurement was made of")
+    tensor(ref, name, where, shape=shape, hint="pass the ground-truth image the measurement was made of")
+    if not ref.max().item() > 0:
+        _fail(where, name, "an image with a positive maximum (the peak of PSNR, eq. 35)", ref,
+              "pass the ground-truth image in [0, 1], not an all-black or negated one")
+    return ref
 
 
 # ----------------------------------------------------------------------------------------------

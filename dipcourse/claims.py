@@ -119,14 +119,23 @@ class Claims:
 
     def add(self, name, samples, bound, direction, unit="", statistic=None, note=""):
         """State a claim; ``samples`` is one number or one per seed/image (then give ``statistic``)."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        values = [float(v) for v in np.asarray(samples, dtype=float).reshape(-1)]
+        from dipcourse import checks
+
+        where = f"claim {name!r}"
+        checks.choice(direction, "direction", where, DIRECTIONS)
+        # a bound of ±inf or NaN would make a claim that can never fail (or never hold)
+        bound = checks.number(bound, "bound", where, hint="the bound is set from the measured spread")
+        try:
+            values = [float(v) for v in np.asarray(samples, dtype=float).reshape(-1)]
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: samples must be a number or a list of numbers, got {samples!r}") from None
+        if not values:
+            raise ValueError(f"{where}: samples is empty; a claim needs at least one measured value")
         statistic = statistic or ("value" if len(values) == 1 else None)
         if statistic not in STATISTICS:
             raise ValueError(f"claim {name!r}: {len(values)} samples need statistic= one of "
                              f"{', '.join(STATISTICS[:-1])}")
-        claim = Claim(name, _value(values, statistic), float(bound), direction, unit, statistic,
+        claim = Claim(name, _value(values, statistic), bound, direction, unit, statistic,
                       values if len(values) > 1 else [], note)
         self.items.append(claim)
         return claim

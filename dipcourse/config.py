@@ -95,6 +95,9 @@ class Settings:
         self.rows = []
 
     def add(self, name, thesis, why="", value=None, **by_profile):
+        unknown = sorted(set(by_profile) - set(PROFILE_NAMES))
+        if unknown:
+            raise TypeError(f"setting {name!r}: unknown profile(s) {unknown}; the profiles are {list(PROFILE_NAMES)}")
         if value is not None:
             if by_profile:
                 raise ValueError(f"setting {name!r}: give value= or one value per profile, not both")

@@ -26,6 +26,7 @@ Blur                deblurring: periodic Gaussian blur     max k̂²       1/(k�
 ==================  =====================================  ============  ==========================
 """
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -42,11 +43,12 @@ GAUSSIAN_CS_MAX_BYTES = 256 * 2**20
 
 def _shape_tuple(shape, what="shape"):
     """Validate ``shape`` as a tuple of positive integers."""
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"{what} must be a tuple of positive integers such as (3, 64, 64), "
-                        f"got {shape!r}") from None
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"{what} must be a tuple of positive integers such as (3, 64, 64), got {shape!r}")
+    shape = tuple(shape)
+    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) for s in shape):
+        raise TypeError(f"{what} must be a tuple of positive integers such as (3, 64, 64), got {shape!r}")
+    shape = tuple(int(s) for s in shape)
     if not shape or any(s <= 0 for s in shape):
         raise ValueError(f"{what} must be a non-empty tuple of positive integers such as "
                          f"(3, 64, 64), got {shape!r}")

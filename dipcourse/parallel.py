@@ -99,7 +99,11 @@ def run_calls(function, calls, workers=None, desc="runs", progress=True, iterati
         progress: show one progress bar for all runs.
         iterations: total iterations of all runs, for the bar (default: the sum of the calls' ``iters``).
     """
-    calls = list(calls)
+    checks.function(function, "function", "run_calls", hint="a module-level function such as dipcourse.dip.fit_dip")
+    calls = checks.sequence(calls, "calls", "run_calls", hint="a list of keyword-argument dicts, one per run")
+    if not all(isinstance(kwargs, dict) for kwargs in calls):
+        raise TypeError("run_calls: calls must be a list of dicts (the keyword arguments of each run), got "
+                        f"{[type(kwargs).__name__ for kwargs in calls]}")
     if not calls:
         return []
     workers = default_workers(len(calls)) if workers is None else \
@@ -113,7 +117,8 @@ def run_calls(function, calls, workers=None, desc="runs", progress=True, iterati
         raise ValueError(f"run_calls: the runs' arguments must be picklable to travel to the worker processes "
                          f"({err}); use make_prox(...) priors and module-level functions, or run in this process "
                          "(fit_many(..., workers=0))") from err
-    total = iterations if iterations is not None else sum(int(kwargs.get("iters", 0)) for kwargs in calls)
+    total = checks.integer(iterations, "iterations", "run_calls", minimum=0) if iterations is not None else \
+        sum(checks.iters(kwargs["iters"], "run_calls") if "iters" in kwargs else 0 for kwargs in calls)
     executor, progress_queue = _executor(workers)
     bar = Progress(total, desc, progress)
     futures = [executor.submit(_call, function, kwargs, index) for index, kwargs in enumerate(calls)]

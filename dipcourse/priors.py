@@ -221,11 +221,11 @@ def prox_tv(x, lam, backend="auto", tol=None, max_iter=5000):
     _image(x, "prox_tv")
     lam = checks.lam(lam, "prox_tv")
     backend = _resolve_tv_backend(backend)
+    _check_torch_settings(tol, max_iter, "prox_tv")   # checked on every backend, so a typo never hides
     if lam == 0:
         return x.detach().clone()
     if backend == "proxtv":
         return _prox_tv_proxtv(x, lam)
-    _check_torch_settings(tol, max_iter, "prox_tv")
     tol = _default_tol(x.dtype) if tol is None else float(tol)
     with torch.no_grad():
         return _prox_tv_torch(x.detach(), lam, tol, max_iter)
@@ -431,7 +431,8 @@ def red_gradient(x, denoiser):
     the same shape (e.g. ``nlm_denoise`` or a prox from :func:`make_prox`, called with its default ρ).
     """
     _image(x, "red_gradient")
-    checks.function(denoiser, "denoiser", "red_gradient")
+    checks.function(denoiser, "denoiser", "red_gradient", hint="f(x) maps an image to its denoised version",
+                    arguments=1)
     return x - denoiser(x)
 
 
@@ -461,7 +462,8 @@ def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
     lam = checks.positive(lam, "lam", "red_prox")
     inner = checks.integer(inner, "inner", "red_prox", minimum=1, hint="fixed-point steps per x-step")
     refresh_every = checks.integer(refresh_every, "refresh_every", "red_prox", minimum=1)
-    checks.function(denoiser, "denoiser", "red_prox")
+    checks.function(denoiser, "denoiser", "red_prox", hint="f(x) maps an image to its denoised version",
+                    arguments=1)
     state = {"x": None, "f": None, "calls": 0}
 
     def prox(v, rho):

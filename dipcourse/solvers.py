@@ -28,11 +28,16 @@ from dipcourse.priors import fresh, regularizer
 from dipcourse.runs import Run
 
 
-def _check_problem(where, A, b, prox, iters, ref, x0):
+def _check_problem(where, A, b, prox, iters, ref, x0, reg=None, callback=None, progress=False):
     """The checks every solver makes; returns ``iters`` as an int."""
     checks.measurement(A, b, where)
+    if reg is not None:
+        checks.function(reg, "reg", where, hint="pass reg(x) = R(x) as a function, or leave it out")
+    if callback is not None:
+        checks.function(callback, "callback", where, hint="callback(it) is called after each iteration")
+    checks.flag(progress, "progress", where)
     checks.function(prox, "prox", where, hint="pass prox(v, rho) = prox_(R/rho)(v); build one with "
-                                              "dipcourse.priors.make_prox")
+                                              "dipcourse.priors.make_prox", arguments=2)
     checks.reference(ref, A.in_shape, where)
     if x0 is not None:
         checks.tensor(x0, "x0", where, shape=A.in_shape, hint="start from an image of the operator's input shape")
@@ -92,7 +97,7 @@ def loss_note(R, image="x"):
 
 
 def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, callback, accelerate):
-    iters = _check_problem(name.lower(), A, b, prox, iters, ref, x0)
+    iters = _check_problem(name.lower(), A, b, prox, iters, ref, x0, reg, callback, progress)
     L = A.norm_sq
     R = reg if reg is not None else regularizer(prox)
     prox = fresh(prox)
@@ -197,7 +202,7 @@ def chambolle_pock_tv(A, b, lam, iters, ref=None, x0=None, progress=False, callb
     """
     from dipcourse.priors import image_gradient, image_gradient_adjoint, tv_norm
 
-    iters = _check_problem("chambolle_pock_tv", A, b, lambda v, rho: v, iters, ref, x0)
+    iters = _check_problem("chambolle_pock_tv", A, b, lambda v, rho: v, iters, ref, x0, None, callback, progress)
     lam = checks.lam(lam, "chambolle_pock_tv")
     tau = sigma = 0.99 / math.sqrt(8.0)
     run = Run("Chambolle-Pock TV", [ref], iters, params={"algorithm": "chambolle_pock_tv", "lam": lam,
@@ -314,7 +319,7 @@ def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progre
         :class:`dipcourse.Result` of the prior-side iterates x_t; ``history["loss"]`` is F(x_t)
         (eq. 3) and ``history["residual"]`` the primal residual ‖x_t − y_t‖.
     """
-    iters = _check_problem("pnp_admm", A, b, prox, iters, ref, x0)
+    iters = _check_problem("pnp_admm", A, b, prox, iters, ref, x0, reg, callback, progress)
     rho = checks.rho(rho, "pnp_admm")
     R = reg if reg is not None else regularizer(prox)
     prox = fresh(prox)

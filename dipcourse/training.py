@@ -183,7 +183,7 @@ def run_device(device, net, where):
     """The device a run uses: ``device`` (checked), else the given network's, else the CPU."""
     if device is not None:
         return checks.device(device, where)
-    if net is not None:
+    if checks.network(net, where) is not None:
         return next(net.parameters()).device
     return torch.device("cpu")
 

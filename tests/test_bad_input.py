@@ -270,3 +270,139 @@ def test_ntk_gram_at_its_memory_bound_counts_its_working_memory():
     exact = 8 * n * n + n * block * (2 * 4 + 8)
     assert jacobian.ntk_gram(net, z, max_bytes=exact).shape == (n, n)
     assert "needs" in shallow(lambda: jacobian.ntk_gram(net, z, max_bytes=8 * n * n))
+
+
+# ---- found by the second audit (2026-12-03): each of these was a deep error or a silent result ----
+
+@pytest.mark.parametrize("name", RUNS)
+@pytest.mark.parametrize("ref", [torch.zeros(SHAPE), -torch.ones(SHAPE)], ids=["black", "negated"])
+def test_a_reference_without_a_positive_peak_is_refused_before_the_first_iteration(name, ref):
+    A, b, _ = problem()
+    message = shallow(lambda: _runs(A, b, ref)[name]())
+    assert f"{name}: ref must be an image with a positive maximum" in message
+
+
+@pytest.mark.parametrize("name", ["ista", "fista", "pnp_admm"])
+@pytest.mark.parametrize("argument, value, expected", [("callback", 5, "callback must be a callable"),
+                                                        ("reg", "tv", "reg must be a callable"),
+                                                        ("progress", "yes", "progress must be True or False")])
+def test_solvers_check_their_callback_reg_and_progress_at_once(name, argument, value, expected):
+    message = shallow(lambda: _runs(*problem())[name](**{argument: value}))
+    assert f"{name}: {expected}" in message
+
+
+@pytest.mark.parametrize("name", DIP_STYLE)
+@pytest.mark.parametrize("net", [5, "skip", torch.nn.Identity()], ids=["int", "str", "no weights"])
+def test_a_network_that_is_not_a_module_with_weights_is_refused(name, net):
+    message = shallow(lambda: _runs(*problem())[name](net=net, net_kwargs=None))
+    assert f"{name}: net must be a" in message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: operators.measure(operators.Identity(SHAPE), image(), 0.1, seed=2 ** 64),
+    lambda: operators.RandomMask(SHAPE, keep=0.5, seed=2 ** 64),
+    lambda: dip.fit_dip(*problem()[:2], 2, seed=2 ** 64, net_kwargs=NET, progress=False),
+], ids=["measure", "RandomMask", "fit_dip"])
+def test_seeds_beyond_64_bits_are_refused(call):
+    assert "seed must be an integer ≥ 0 and ≤ 9.22337e+18" in shallow(call)
+
+
+@pytest.mark.parametrize("shape", [(3, 16.7, 16), (3, True, 16), "abc", 5])
+def test_a_shape_of_non_integers_is_refused_not_truncated(shape):
+    with pytest.raises(TypeError, match="shape must be a tuple of positive integers"):
+        operators.Identity(shape)
+    assert operators.Identity((np.int64(3), 16, 16)).in_shape == SHAPE
+
+
+def test_fit_many_with_a_stopper_in_a_batch_and_lists_of_the_wrong_kind():
+    from dipcourse.dip import WMVStopper
+
+    A, b, ref = problem()
+    results = fit_many("dip", A, [b, b], 3, refs=[ref, ref], batched=True, net_kwargs=NET, progress=False,
+                       stopper=WMVStopper(1, 1, stop=False))
+    assert len(results) == 2 and all("stopper" in r.extras for r in results)
+    assert "stopper must be a WMVStopper" in shallow(
+        lambda: fit_many("dip", A, [b, b], 2, batched=True, net_kwargs=NET, progress=False, stopper=5))
+    assert "fit_many: bs must be a list" in shallow(lambda: fit_many("dip", A, 5, 2, progress=False))
+    assert "fit_many: seeds must be a list" in shallow(lambda: fit_many("dip", A, [b], 2, seeds=5, progress=False))
+
+
+def test_fit_remedies_refuses_per_run_lists_of_another_length():
+    from dipcourse.widgets.lessons import fit_remedies
+
+    A, b, ref = problem()
+    remedies = {"DIP": ("dip", dict(net_kwargs=NET))}
+    for argument in ("refs", "seeds"):
+        value = [ref] if argument == "refs" else [0]
+        message = shallow(lambda: fit_remedies(remedies, [A, A], [b, b], 2, 0.1, workers=0, **{argument: value}))
+        assert f"fit_remedies: {argument} must be a list of 2 entries" in message
+
+
+@pytest.mark.parametrize("calls, expected", [(5, "calls must be a list"), ([5], "calls must be a list of dicts"),
+                                             ([dict(iters="abc")], "iters must be an integer")])
+def test_run_calls_checks_its_calls_before_starting_workers(calls, expected):
+    from dipcourse.parallel import run_calls
+
+    assert f"run_calls: {expected}" in shallow(lambda: run_calls(dip.fit_dip, calls))
+    assert "run_calls: function must be a callable" in shallow(lambda: run_calls(5, [dict(iters=2)]))
+
+
+def test_sliders_take_numpy_scalars_like_every_other_function():
+    from dipcourse.widgets.views import make_slider
+
+    slider = make_slider("sigma", np.float32(0.04), 0.0, np.float64(0.2), step=0.01)
+    assert slider.value == pytest.approx(0.04)
+    with pytest.raises(TypeError, match="slider sigma: value must be a finite number"):
+        make_slider("sigma", "0.04", 0.0, 0.2, step=0.01)
+
+
+@pytest.mark.parametrize("name", ["ista", "fista", "pnp_admm", "dip_admm_v1", "dip_admm_v2"])
+def test_a_prox_with_the_wrong_signature_is_refused_at_once(name):
+    A, b, ref = problem()
+    one_argument = lambda v: v   # noqa: E731  (a denoiser where a prox(v, rho) is needed)
+    call = {"ista": lambda: solvers.ista(A, b, one_argument, 2),
+            "fista": lambda: solvers.fista(A, b, one_argument, 2),
+            "pnp_admm": lambda: solvers.pnp_admm(A, b, one_argument, iters=2),
+            "dip_admm_v1": lambda: admm.dip_admm_v1(A, b, one_argument, 2, net_kwargs=NET, progress=False),
+            "dip_admm_v2": lambda: admm.dip_admm_v2(A, b, one_argument, 2, net_kwargs=NET, progress=False)}[name]
+    assert "prox must be a callable taking 2 positional argument(s)" in shallow(call)
+
+
+def test_a_denoiser_that_needs_rho_is_refused_by_red():
+    message = shallow(lambda: priors.red_gradient(image(), l1_prox))
+    assert "red_gradient: denoiser must be a callable taking 1 positional argument(s)" in message
+    priors.red_gradient(image(), priors.make_prox("tv"))   # a prox from make_prox has a default ρ
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+@pytest.mark.parametrize("setting", [dict(tol=-1.0), dict(max_iter=0)])
+def test_prox_tv_checks_its_solver_settings_on_every_backend(backend, setting):
+    assert "prox_tv:" in shallow(lambda: priors.prox_tv(image(), 0.01, backend=backend, **setting))
+    assert "prox_tv:" in shallow(lambda: priors.prox_tv(image(), 0.0, backend=backend, **setting))
+
+
+@pytest.mark.parametrize("bound, error", [(math.inf, ValueError), (math.nan, ValueError), ("2", TypeError),
+                                          (True, TypeError), (None, TypeError)])
+def test_a_claim_needs_a_finite_bound(bound, error):
+    from dipcourse.claims import Claims
+
+    with pytest.raises(error, match="claim 'x': bound must be a finite number"):
+        Claims("lesson").at_most("x", [1.0, 2.0], bound=bound, statistic="mean")
+
+
+def test_a_claim_needs_numeric_samples_and_a_known_direction():
+    from dipcourse.claims import Claims
+
+    with pytest.raises(ValueError, match="samples is empty"):
+        Claims("lesson").at_least("x", [], bound=1.0, statistic="mean")
+    with pytest.raises(TypeError, match="samples must be a number or a list of numbers"):
+        Claims("lesson").at_least("x", ["a"], bound=1.0)
+    with pytest.raises(ValueError, match="direction must be one of"):
+        Claims("lesson").add("x", 1.0, 1.0, "roughly")
+
+
+def test_a_setting_for_an_unknown_profile_is_refused():
+    from dipcourse.config import Settings
+
+    with pytest.raises(TypeError, match="unknown profile"):
+        Settings("quick").add("iterations", thesis="1000", quick=10, teaching=20, papr=30)

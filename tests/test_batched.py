@@ -108,9 +108,10 @@ def test_auto_runs_in_processes_on_the_cpu_and_batched_runs_amortise_time():
     forced = fit_many("dip", ops, bs, 3, refs=refs, net_kwargs=TINY_NET, batched=True, progress=False)
     elapsed = time.perf_counter() - start
     assert all(r.params["batched"] == 2 for r in forced)
-    # each image is charged half of the shared clock, so the images' times add up to the run's duration
-    shares = sum(r.history["time_wall"][-1] for r in forced)
-    assert 0.3 * elapsed <= shares <= elapsed
+    # each image is charged half of the shared clock: equal shares that add up to at most the call's duration
+    # (not a lower bound: the call also builds the networks, which can take longer than three tiny steps)
+    shares = [r.history["time_wall"][-1] for r in forced]
+    assert shares[0] == pytest.approx(shares[1], rel=0.05) and 0 < sum(shares) <= elapsed
 
 
 def test_one_operator_for_all_images():
@@ -125,9 +126,9 @@ def test_one_operator_for_all_images():
     (dict(method="pnp"), "method must be one of"),
     (dict(method="admm_v2"), "needs a prior"),
     (dict(batched="yes"), "batched must be"),
-    (dict(seeds=[0]), "seeds has 1 entries"),
+    (dict(seeds=[0]), "seeds must be a list of 2 entries"),
     (dict(seeds=[0, -1]), "seeds must be an integer ≥ 0"),
-    (dict(refs=[None]), "refs has 1 entries"),
+    (dict(refs=[None]), "refs must be a list of 2 entries"),
     (dict(bs=[]), "at least one"),
 ])
 def test_bad_input_is_refused(change, match):

@@ -331,11 +331,10 @@ def fit_remedies(remedies, ops, bs, iters, sigma, refs=None, seeds=None, names=N
     unknown = [name for name in names if name not in remedies]
     if unknown:
         raise ValueError(f"fit_remedies: unknown remedies {unknown}; known: {list(remedies)}")
-    ops, bs = list(ops), list(bs)
-    if len(ops) != len(bs):
-        raise ValueError(f"fit_remedies: {len(ops)} operators for {len(bs)} measurements")
-    refs = [None] * len(bs) if refs is None else list(refs)
-    seeds = list(range(len(bs))) if seeds is None else list(seeds)
+    bs = checks.sequence(bs, "bs", "fit_remedies", hint="one measurement per run")
+    ops = checks.sequence(ops, "ops", "fit_remedies", length=len(bs))
+    refs = [None] * len(bs) if refs is None else checks.sequence(refs, "refs", "fit_remedies", length=len(bs))
+    seeds = list(range(len(bs))) if seeds is None else checks.sequence(seeds, "seeds", "fit_remedies", length=len(bs))
     steps = {name: checks.iters(iters[name] if isinstance(iters, dict) else iters, "fit_remedies") for name in names}
     calls = [remedy_call(remedies[name], sigma, A, b, steps[name], ref=ref, seed=seed)
              for name in names for A, b, ref, seed in zip(ops, bs, refs, seeds)]

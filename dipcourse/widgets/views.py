@@ -48,6 +48,7 @@ import ipywidgets as widgets
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dipcourse import checks
 from dipcourse.widgets.runner import Listener, TrainingRunner, cache_key
 
 # Matplotlib's Agg rendering shares font caches between figures; one lock keeps a trainer's
@@ -84,9 +85,8 @@ def make_slider(key, value, min, max, step=None, *, description=None, log=False,
     ipywidgets would silently move the value to the nearest end.
     """
     label = description or key
-    for name, number in (("min", min), ("max", max), ("value", value)):
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-            raise ValueError(f"slider {label}: {name} must be a finite number, got {number!r}")
+    min, max, value = (checks.number(number, name, f"slider {label}") for name, number in
+                       (("min", min), ("max", max), ("value", value)))
     if not min < max:
         raise ValueError(f"slider {label}: the range must have min < max, got ({min}, {max})")
     if log and min <= 0:
