@@ -67,8 +67,8 @@ class Progress:
     line rather than a frozen bar. Elsewhere it is ``tqdm``'s text bar, removed at the end.
     """
 
-    def __init__(self, total, desc, enabled=True):
-        self.total, self.desc, self.done = total, desc, 0
+    def __init__(self, total, desc, enabled=True, unit="iterations"):
+        self.total, self.desc, self.unit, self.done = total, desc, unit, 0
         self.bar = self.handle = None
         self.start = time.perf_counter()
         if not enabled:
@@ -96,7 +96,7 @@ class Progress:
         self.bar.close()
         if self.handle is not None:
             seconds = time.perf_counter() - self.start
-            summary = f"{self.desc}: {self.done} of {self.total} iterations in {seconds:.0f} s" + \
+            summary = f"{self.desc}: {self.done} of {self.total} {self.unit} in {seconds:.0f} s" + \
                 (f" ({note})" if note else "")
             self.handle.update(_PlainText(summary))
 
