@@ -36,7 +36,7 @@ The callback sees ``it.state = {"x": x_t, "u": u_t, "g": G(θ_t), "net": the net
 import torch
 
 from dipcourse import checks
-from dipcourse.metrics import psnr
+from dipcourse.metrics import psnr_at_peak
 from dipcourse.operators import data_term
 from dipcourse.priors import fresh, make_prox, red_prox, regularizer, tv_norm
 from dipcourse.runs import Run
@@ -113,7 +113,7 @@ def record_iteration(run, t, problems, reg, g, networks, x=None, u=None, counter
               "data": data,
               "prox_calls": [c.calls for c in counters] if counters else 0}
     if x is not None and all(p.ref is not None for p in problems):
-        values["psnr_x"] = [psnr(p.ref, xk) for p, xk in zip(problems, x)]
+        values["psnr_x"] = [psnr_at_peak(p.ref, xk, p.ref.max().item()) for p, xk in zip(problems, x)]
     state = {"g": list(g), "net": [networks.network(k) for k in range(len(problems))]}
     if x is not None:
         state.update(x=list(x), u=list(u))

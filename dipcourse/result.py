@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dipcourse.metrics import psnr
+from dipcourse import checks
+from dipcourse.metrics import psnr_at_peak, reference_peak
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Tracker:
 
     def __init__(self, ref=None, smoothing=0.9, params=None):
         self.ref = None if ref is None else torch.as_tensor(ref).detach()
+        # the reference is checked once here (finite, positive peak); each step then needs only the error
+        self.peak = None if self.ref is None else reference_peak(checks.tensor(self.ref, "ref", "Tracker"))
         self.smoothing = smoothing
         self.params = dict(params or {})
         self.rows = {}
@@ -119,9 +122,9 @@ class Tracker:
             self._append(key, float(value))
         if self.ref is not None:
             ref = self.ref.to(x.device)
-            value = psnr(ref, x)
+            value = psnr_at_peak(ref, x, self.peak)
             self._append("psnr", value)
-            self._append("psnr_smoothed", psnr(ref, self.smoothed))
+            self._append("psnr_smoothed", psnr_at_peak(ref, self.smoothed, self.peak))
             if value > self.best_psnr:
                 self.best_psnr = value
                 self.best = x.clone()

@@ -81,6 +81,19 @@ def test_ntk_gram_symmetric_psd_and_equal_to_operator_on_identity(small_case):
     assert relative_error(K, gram) < 1e-4
 
 
+def test_ntk_gram_progress_bar_counts_every_column_and_changes_nothing(small_case, monkeypatch):
+    from dipcourse import runs
+
+    net, z, _ = small_case
+    counted = []
+    monkeypatch.setattr(runs.Progress, "update", lambda self, n=1: counted.append(n))
+    K = jac.ntk_gram(net, z, batch_size=16, progress=True)
+    assert sum(counted) == K.shape[0] and len(counted) == -(-K.shape[0] // 16)
+    np.testing.assert_array_equal(K, jac.ntk_gram(net, z, batch_size=16))
+    with pytest.raises(TypeError, match="ntk_gram: progress must be True or False"):
+        jac.ntk_gram(net, z, progress="yes")
+
+
 def test_ntk_gram_refuses_matrices_above_the_memory_bound(small_case):
     net, z, _ = small_case
     with pytest.raises(ValueError, match="max_bytes"):
