@@ -60,16 +60,13 @@ class CountingProx:
         return self.prox(v, rho)
 
 
-def resolve_prox(prox, where="the prior", name="prox"):
-    """Return a ``prox(v, rho)`` callable: ``prox`` itself, or ``make_prox(prox)`` for a prior's name.
-    With ``name="denoiser"`` (DeepRED's f) the callable is called as f(x), with one argument."""
+def resolve_prox(prox, where="the prior", name="prox", arguments=2,
+                 hint="pass prox(v, rho) or a prior's name such as 'tv'; build one with dipcourse.priors.make_prox"):
+    """Return ``prox`` itself, checked to be callable with ``arguments`` positional arguments (a prox(v, rho):
+    2; a denoiser f(x), DeepRED's: 1), or ``make_prox(prox)`` for a prior's name."""
     if isinstance(prox, str):
         return make_prox(prox)  # raises for unknown names and missing backends
-    if name == "denoiser":
-        return checks.function(prox, name, where, hint="pass f(x), a denoiser, or a prior's name such as 'nlm'",
-                               arguments=1)
-    return checks.function(prox, name, where, hint="pass prox(v, rho) or a prior's name such as 'tv'; "
-                                                   "build one with dipcourse.priors.make_prox", arguments=2)
+    return checks.function(prox, name, where, hint=hint, arguments=arguments)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,8 +109,9 @@ def record_iteration(run, t, problems, reg, g, networks, x=None, u=None, counter
     values = {"loss": [d + (float(reg(gk)) if reg is not None else 0.0) for d, gk in zip(data, g)],
               "data": data,
               "prox_calls": [c.calls for c in counters] if counters else 0}
-    if x is not None and all(p.ref is not None for p in problems):
-        values["psnr_x"] = [psnr_at_peak(p.ref, xk, p.ref.max().item()) for p, xk in zip(problems, x)]
+    if x is not None and all(tracker.ref is not None for tracker in run.trackers):
+        # the run's trackers hold each reference with its peak, taken once for the PSNRs of G(θ_t)
+        values["psnr_x"] = [psnr_at_peak(tracker.ref, xk, tracker.peak) for tracker, xk in zip(run.trackers, x)]
     state = {"g": list(g), "net": [networks.network(k) for k in range(len(problems))]}
     if x is not None:
         state.update(x=list(x), u=list(u))
@@ -127,9 +125,11 @@ def theta_step(optimizer, loss):
     optimizer.step()
 
 
-def prox_each(counters, v, rho):
-    """x_k = prox_{R/ρ}(v_k) for each image k (the denoisers work on one image at a time)."""
-    return torch.stack([counter(vk, rho) for counter, vk in zip(counters, v)])
+def prox_each(run, t, counters, v, rho, name):
+    """x_k = prox_{R/ρ}(v_k) for each image k (the denoisers work on one image at a time), each checked by the
+    run at iteration t: a prox passed in that returns NaN or another shape stops the run, by ``name``."""
+    return torch.stack([run.check_output(t, k, name, counter(vk, rho), vk)
+                        for k, (counter, vk) in enumerate(zip(counters, v))])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,8 +248,9 @@ def dip_admm_v2(A, b, prox, iters, rho=1.0, lr=1e-3, ref=None, seed=0, net=None,
 
 
 def admm_v2_steps(problems, networks, seeds, prox, *, iters, rho, lr, callback=None, progress=True,
-                  snapshots=(), name="DIP-ADMM-v2", params=None):
-    """Algorithm 2's loop for K problems and their networks; returns one Result per problem."""
+                  snapshots=(), name="DIP-ADMM-v2", params=None, prox_name="x = prox(v, rho)"):
+    """Algorithm 2's loop for K problems and their networks; returns one Result per problem. ``prox_name`` is
+    what a message calls the x-step when the prox returns NaN or another shape."""
     counters = [CountingProx(fresh(prox)) for _ in problems]
     reg = regularizer(prox)
     optimizer = adam(networks.parameters(), lr, networks.device)
@@ -258,7 +259,7 @@ def admm_v2_steps(problems, networks, seeds, prox, *, iters, rho, lr, callback=N
     g = networks()                     # G(θ_0)
     u = torch.zeros_like(g.detach())   # u_0 = 0
     for t in run:
-        x = prox_each(counters, g.detach() - u, rho)                                         # line 2
+        x = prox_each(run, t, counters, g.detach() - u, rho, prox_name)                      # line 2
         theta_step(optimizer, data_terms(problems, g).sum() + 0.5 * rho * torch.sum((x - g + u) ** 2))  # line 3
         g = networks()
         u = u + (x - g.detach())                                                             # line 4
@@ -338,7 +339,13 @@ def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=1, refresh_every=10,
     problem = Problem.checked(where, A, b, ref)
     options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
                            snapshots=snapshots, rho=rho)
-    prox = red_prox(resolve_prox(denoiser, where, "denoiser"), lam=lam, inner=inner, refresh_every=refresh_every)
+    lam = checks.positive(lam, "lam", where, hint="RED's weight λ of eq. (12)")
+    inner = checks.integer(inner, "inner", where, minimum=1, hint="fixed-point steps per x-step")
+    refresh_every = checks.integer(refresh_every, "refresh_every", where, minimum=1)
+    denoiser = resolve_prox(denoiser, where, "denoiser", arguments=1,
+                            hint="pass f(x), a denoiser, or a prior's name such as 'nlm'")
+    prox = red_prox(denoiser, lam=lam, inner=inner, refresh_every=refresh_every)
     networks = single_network(where, problem, net, z, seed, device, net_kwargs)
-    return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED",
-                         params=dict(lam=lam, inner=inner, refresh_every=refresh_every), **options)[0]
+    return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED", **options,
+                         params=dict(lam=lam, inner=inner, refresh_every=refresh_every),
+                         prox_name="RED's x-step with the denoiser")[0]

@@ -148,7 +148,8 @@ def fit_many(method, A, bs, iters, refs=None, seeds=None, net_kwargs=None, nets=
         refs: K ground-truth images, for the PSNR columns only (or ``None``).
         seeds: K seeds for the networks and inputs; default 0, 1, …, K−1 (a fresh network per run, as in
             the thesis's 25-image averages).
-        net_kwargs: settings of :class:`dipcourse.dip.SkipNet` (default: the thesis's network).
+        net_kwargs: settings of the network (:func:`dipcourse.networks.build_network`; default: the thesis's
+            SkipNet).
         nets: K networks to train instead (copies are trained; e.g. :class:`dipcourse.networks.DeepDecoder`).
         batched: ``True`` stacks the K networks (:class:`NetworkStack`, methods ``"dip"``, ``"admm_v1"``,
             ``"admm_v2"``); ``False`` never does; ``"auto"`` stacks on a GPU only.

@@ -149,16 +149,30 @@ def sequence(value, name, where, length=None, hint=""):
     return value
 
 
-def network(net, where, name="net"):
-    """``None`` or a ``torch.nn.Module`` with weights (an untrained network such as SkipNet)."""
-    if net is None:
+def network(net, where, name="net", required=False):
+    """A ``torch.nn.Module`` with weights (an untrained network such as SkipNet), or ``None`` unless
+    ``required``."""
+    if net is None and not required:
         return None
     if not isinstance(net, torch.nn.Module):
         _fail(where, name, "a torch.nn.Module such as dipcourse.networks.SkipNet(...)", net,
-              "or leave it out to build the thesis network", TypeError)
+              "" if required else "or leave it out to build the thesis network", TypeError)
     if next(net.parameters(), None) is None:
         _fail(where, name, "a network with weights to train", net, "DIP fits the weights θ of G(θ)", TypeError)
     return net
+
+
+def shape(value, name, where):
+    """``value`` as a non-empty tuple of positive integers, such as an image's (C, H, W); each entry is
+    checked as an integer, so (3, 16.7, 16) is refused rather than truncated to (3, 16, 16)."""
+    expected = "a tuple of positive integers such as (3, 64, 64)"
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        _fail(where, name, expected, value, error=TypeError)
+    entries = tuple(value)
+    if not entries:
+        _fail(where, name, expected, value)
+    return tuple(integer(entry, f"{name}[{i}]", where, minimum=1, hint=f"{name} must be {expected}")
+                 for i, entry in enumerate(entries))
 
 
 # ----------------------------------------------------------------------------------------------

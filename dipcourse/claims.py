@@ -111,9 +111,12 @@ class Claims:
     """The claims of one lesson (see the module docstring)."""
 
     def __init__(self, lesson, profile=None):
-        from dipcourse.config import get_profile
+        from dipcourse import checks
+        from dipcourse.config import PROFILE_NAMES, get_profile
 
         self.lesson = lesson
+        if profile is not None:
+            checks.choice(profile, "profile", "Claims", PROFILE_NAMES)
         self.profile = profile or get_profile().name
         self.items = []
 

@@ -87,8 +87,8 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
         b: the measurement, a tensor of shape ``A.out_shape``.
         iters: number of steps (≥ 1).
         net: a network (:class:`SkipNet`, :class:`dipcourse.networks.DeepDecoder`, …); trained in place, so
-            the caller keeps the fitted network. Default: ``SkipNet(in_channels, **net_kwargs)`` seeded by
-            ``seed`` — the thesis network when ``net_kwargs`` is empty.
+            the caller keeps the fitted network. Default: the network of ``net_kwargs`` seeded by ``seed`` — the
+            thesis SkipNet when ``net_kwargs`` is empty.
         z: input of shape (1, *net.input_shape(H, W)). Default: the network's own (seeded) input.
         lr: learning rate (Adam; thesis 0.001, the DIP notebooks use 0.01), or SGLD's step ε.
         ref: ground truth for PSNR reporting only; the fit never sees it.
@@ -105,7 +105,8 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
             (:func:`dipcourse.training.graphed`), which removes the kernel-launch cost that dominates small
             images on a GPU. Adam and the data loss only.
         in_channels: channels of the default network's input (DIP: 32; with ``loss="sure"``, C).
-        net_kwargs: settings of the default :class:`SkipNet` (e.g. ``dict(ns=[4] * 5)``).
+        net_kwargs: settings of the default network (:func:`dipcourse.networks.build_network`), e.g.
+            ``dict(ns=[4] * 5)``, or ``dict(kind="deep decoder", channels=16, depth=3)`` for a deep decoder.
         snapshots: iterations whose image to keep in ``Result.snapshots`` (thesis Fig 5).
         loss: ``"data"`` (eq. 10) or ``"sure"`` (eq. 17).
         sigma: the noise level, for ``loss="sure"``.
@@ -132,8 +133,8 @@ def fit_dip(A, b, iters, net=None, z=None, lr=1e-3, ref=None, seed=0, callback=N
         raise ValueError("fit_dip: cuda_graph=True needs a CUDA device (device='cuda'); on the CPU leave it False")
     if loss == "sure":
         z, in_channels = sure_input(where, problem, z), problem.shape[0]
-    net, z = prepare_network(problem.shape, net=net, z=z, seed=seed, in_channels=in_channels,
-                             dtype=b.dtype, **(net_kwargs or {}))
+    net, z = prepare_network(problem.shape, net=net, z=z, seed=seed, dtype=b.dtype,
+                             **{"in_channels": in_channels, **(net_kwargs or {})})
     networks = SingleNetwork(net, z, dev)
     if stopper is not None and not isinstance(stopper, WMVStopper):
         raise TypeError(f"fit_dip: stopper must be a WMVStopper, got {type(stopper).__name__}")

@@ -63,10 +63,9 @@ class _NetworkFunction:
         n: number of outputs, prod(out_shape).
     """
 
-    def __init__(self, net, z, dtype=None):
-        where = "jacobian"
-        if not isinstance(net, torch.nn.Module):
-            raise TypeError(f"net must be a torch.nn.Module (e.g. dipcourse.dip.SkipNet), got {type(net).__name__}")
+    def __init__(self, net, z, dtype=None, where="jacobian"):
+        self.where = where
+        checks.network(net, where, required=True)
         checks.tensor(z, "z", where, ndim=(3, 4), hint="the network's input, e.g. from dipcourse.dip.make_input")
         if z.dim() == 3:
             z = z.unsqueeze(0)
@@ -81,9 +80,7 @@ class _NetworkFunction:
         replace_all_batch_norm_modules_(module)
         if dtype is not None:
             module = module.to(dtype)
-        param = next(module.parameters(), None)
-        if param is None:
-            raise ValueError("net has no parameters; J = ∂G/∂θ needs trainable weights")
+        param = next(module.parameters())
         self.module = module
         self.z = z.detach().to(device=param.device, dtype=param.dtype)
         self.params = {name: p.detach() for name, p in module.named_parameters()}
@@ -92,7 +89,7 @@ class _NetworkFunction:
             with torch.no_grad():
                 out = functional_call(self.module, (self.params, self.buffers), (self.z,))
         except (RuntimeError, ValueError) as err:
-            raise ValueError(f"the network cannot take an input of shape {tuple(self.z.shape)} ({err}). "
+            raise ValueError(f"{where}: the network cannot take an input of shape {tuple(self.z.shape)} ({err}). "
                              "For dipcourse.dip.SkipNet use height and width divisible by 2**len(nd), "
                              "e.g. 32, 64 or 128 with the thesis's five levels.") from err
         # The backward graph of G at θ is built once and reused by every product Jᵀv.
@@ -122,7 +119,7 @@ class _NetworkFunction:
 def _to_torch(x, f):
     x = np.asarray(x, dtype=np.float64)
     if not np.isfinite(x).all():
-        raise ValueError("jacobian: the vector(s) multiplied by J Jᵀ contain NaN or infinite entries")
+        raise ValueError(f"{f.where}: the vector(s) multiplied by J Jᵀ contain NaN or infinite entries")
     return torch.as_tensor(np.ascontiguousarray(x)).to(device=f.device, dtype=f.dtype)
 
 
@@ -139,7 +136,7 @@ def jjt_operator(net, z, dtype=None, batch_size=64):
     returns float64 NumPy arrays; the network runs in its own dtype unless ``dtype`` is given
     (e.g. ``torch.float64`` for reference computations). ``net`` itself is not modified.
     """
-    f = _NetworkFunction(net, z, dtype=dtype)
+    f = _NetworkFunction(net, z, dtype, "jjt_operator")
 
     def matvec(v):
         with torch.no_grad():
@@ -166,7 +163,7 @@ def ntk_gram(net, z, max_bytes=DEFAULT_GRAM_BYTES, dtype=None, batch_size=64, pr
     """
     checks.integer(batch_size, "batch_size", "ntk_gram", minimum=1)
     checks.flag(progress, "progress", "ntk_gram")
-    f = _NetworkFunction(net, z, dtype=dtype)
+    f = _NetworkFunction(net, z, dtype, "ntk_gram")
     block = min(batch_size, f.n)
     need = 8 * f.n ** 2 + f.n * block * (2 * f.dtype.itemsize + 8)
     if need > checks.positive(max_bytes, "max_bytes", "ntk_gram"):
@@ -217,9 +214,9 @@ def top_eigenpairs(net, z, k, method="arpack", tol=1e-3, block_size=None, max_pa
     tol = checks.positive(tol, "tol", where, hint="the residual bar relative to λ_max, e.g. 1e-3")
     seed = checks.seed(seed, where)
     batch_size = checks.integer(batch_size, "batch_size", where, minimum=1)
-    f = _NetworkFunction(net, z, dtype=dtype)
+    f = _NetworkFunction(net, z, dtype, where)
     if not 1 <= k < f.n:
-        raise ValueError(f"k={k} must satisfy 1 ≤ k < n = {f.n} (the number of outputs {f.out_shape}); "
+        raise ValueError(f"{where}: k={k} must satisfy 1 ≤ k < n = {f.n} (the number of outputs {f.out_shape}); "
                          "for the full spectrum use numpy.linalg.eigh(ntk_gram(net, z)).")
     if method == "arpack":
         values, vectors, info = _arpack(f, k, seed)
@@ -326,14 +323,15 @@ def _block_lanczos(f, k, tol, block, max_passes, seed, batch_size):
             if d >= n:
                 break
             Q = _orthonormal_block(MQ[:, :min(block, n - d)], K[:, :d], generator)
-    raise ValueError(f"block method: the top {k} eigenpairs did not reach ‖J Jᵀu − λu‖ ≤ {tol}·λ_max in "
-                     f"{max_passes} passes of {block} vectors (worst {worst:.1e}·λ_max); raise max_passes or "
-                     "block_size, or use method='arpack'.")
+    raise ValueError(f"top_eigenpairs: the block method's top {k} eigenpairs did not reach ‖J Jᵀu − λu‖ ≤ "
+                     f"{tol}·λ_max in {max_passes} passes of {block} vectors (worst {worst:.1e}·λ_max); raise "
+                     "max_passes or block_size, or use method='arpack'.")
 
 
 def eigenpair_residuals(net, z, values, vectors, dtype=None, batch_size=64):
     """‖J Jᵀ uᵢ − λᵢ uᵢ‖ for each column uᵢ of ``vectors``: how exact the eigenpairs are."""
-    f = _NetworkFunction(net, z, dtype=dtype)
+    f = _NetworkFunction(net, z, dtype, "eigenpair_residuals")
+    values, vectors = _check_basis(values, vectors, n=f.n, where=f.where, names=("values", "vectors"))
     with torch.no_grad():
         AV = f.jjt_block(_to_torch(vectors, f), batch_size).double().cpu().numpy()
     return np.linalg.norm(AV - vectors * np.asarray(values), axis=0)
@@ -346,29 +344,42 @@ def low_frequency_share(vectors, shape, cutoff=0.25):
     its 2-D Fourier energy (all channels) at radial frequencies ≤ ``cutoff`` × Nyquist. A constant
     image has share 1; white noise has about π·cutoff²/4 (≈ 0.05 for the default). Returns (k,).
     """
+    where = "low_frequency_share"
+    shape = checks.shape(shape, "shape", where)
+    cutoff = checks.nonnegative(cutoff, "cutoff", where, hint="a fraction of the Nyquist frequency, e.g. 0.25")
     vectors = np.asarray(vectors, dtype=np.float64)
     if vectors.ndim != 2 or vectors.shape[0] != math.prod(shape) or len(shape) != 3:
-        raise ValueError(f"vectors must have shape (n, k) with n = C·H·W of shape={tuple(shape)}; got {vectors.shape}")
+        raise ValueError(f"{where}: vectors must have shape (n, k) with n = C·H·W of an image shape (C, H, W); "
+                         f"got vectors of shape {vectors.shape} and shape={shape}.")
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"{where}: vectors has NaN or infinite entries; eigenvectors are finite.")
     images = vectors.T.reshape(-1, *shape)
     power = np.abs(np.fft.fft2(images)) ** 2
+    total = power.sum(axis=(1, 2, 3))
+    if not total.all():   # 0/0: a zero column has no energy to share out
+        raise ValueError(f"{where}: vectors has zero columns {np.flatnonzero(total == 0).tolist()}; pass "
+                         "eigenvectors (each of norm 1).")
     fy, fx = np.fft.fftfreq(shape[1]), np.fft.fftfreq(shape[2])
     radius = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2) / 0.5
     low = (power * (radius <= cutoff)).sum(axis=(1, 2, 3))
-    return low / power.sum(axis=(1, 2, 3))
+    return low / total
 
 
 # --------------------------------------------------------------------------------------------------
 # Linearised dynamics (39)–(43)
 # --------------------------------------------------------------------------------------------------
 
-def _check_basis(values, U, n=None, p=None, where="jacobian"):
-    """Eigenvalues (k,) and orthonormal eigenvectors (n, k) as float64 arrays, checked; ``p`` within 1..k."""
+def _check_basis(values, U, n=None, p=None, where="jacobian", names=("values", "U")):
+    """Eigenvalues (k,) and orthonormal eigenvectors (n, k) as float64 arrays, checked; ``p`` within 1..k.
+    ``names``: the arguments that hold them, for the messages."""
     values, U = np.asarray(values, dtype=np.float64), np.asarray(U, dtype=np.float64)
     if U.ndim != 2 or values.shape != (U.shape[1],):
         raise ValueError(f"{where}: need eigenvalues of shape (k,) and eigenvectors of shape (n, k); got "
                          f"{values.shape} and {U.shape}")
-    if not (np.isfinite(values).all() and np.isfinite(U).all()):
-        raise ValueError(f"{where}: the eigenvalues or eigenvectors contain NaN or infinite entries")
+    for name, array in zip(names, (values, U)):
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where}: {name} has {int((~np.isfinite(array)).sum())} NaN or infinite entries; "
+                             "eigenpairs are finite.")
     if n is not None and U.shape[0] != n:
         raise ValueError(f"{where}: eigenvectors have {U.shape[0]} entries but the image has {n}")
     if p is not None:
@@ -389,8 +400,19 @@ def _check_orthonormal(U, where):
                          f"top_eigenpairs or numpy.linalg.eigh are; ‖Uy‖/‖y‖ was {ratio.round(4).tolist()}")
 
 
-def _flat(x):
-    return torch.as_tensor(x).detach().double().reshape(-1).cpu().numpy()
+def _vector(x, name, where, n=None):
+    """``x`` (a tensor or an array, e.g. an image) flattened to float64 entries — ``n`` of them when given —
+    all finite."""
+    try:
+        x = torch.as_tensor(x).detach().double().reshape(-1).cpu().numpy()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{where}: {name} must be a tensor or an array of numbers, got {type(x).__name__}.") from None
+    if n is not None and x.size != n:
+        raise ValueError(f"{where}: {name} has {x.size} entries, expected {n} (one per entry of the image).")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{where}: {name} has {int((~np.isfinite(x)).sum())} NaN or infinite value(s); every "
+                         "entry must be a finite number.")
+    return x
 
 
 def predict_residuals(r0, values, U, lr, steps):
@@ -400,13 +422,14 @@ def predict_residuals(r0, values, U, lr, steps):
     top k eigenvectors, the rest of r₀, (I − UUᵀ) r₀, lies along directions with eigenvalues ≤ λ_k and
     is counted as not yet fitted (exact when k = n). Returns a NumPy array of ``steps + 1`` norms.
     """
-    r0 = _flat(r0)
-    values, U = _check_basis(values, U, n=r0.size, where="predict_residuals")
-    lr = checks.lr(lr, "predict_residuals")
-    steps = checks.integer(steps, "steps", "predict_residuals", minimum=0)
+    where = "predict_residuals"
+    r0 = _vector(r0, "r0", where)
+    values, U = _check_basis(values, U, n=r0.size, where=where)
+    lr = checks.lr(lr, where)
+    steps = checks.integer(steps, "steps", where, minimum=0)
     if lr * values.max() >= 2:
-        raise ValueError(f"gradient descent on (38) converges only for 0 < lr < 2/λ_max = {2 / values.max():.3g}; "
-                         f"got lr={lr}")
+        raise ValueError(f"{where}: gradient descent on (38) converges only for 0 < lr < 2/λ_max = "
+                         f"{2 / values.max():.3g}; got lr={lr}")
     coeff = U.T @ r0
     rest_sq = max(float(r0 @ r0 - coeff @ coeff), 0.0)
     factors = (1.0 - lr * values)[None, :] ** np.arange(steps + 1)[:, None]
@@ -420,10 +443,15 @@ def generalization_terms(values, U, x_true, noise, g0, lr, steps, p):
     the span of the top p eigenvectors), ``"noise"`` = √Σᵢ [1 − (1 − ησᵢ²)ᵗ]² ⟨uᵢ, ε⟩², plus ``"bound"``,
     their sum. σ²_min is the smallest eigenvalue given; pass the full spectrum for the exact bound.
     """
-    x_true, noise, g0 = _flat(x_true), _flat(noise), _flat(g0)
-    values, U = _check_basis(values, U, n=x_true.size, p=p, where="generalization_terms")
-    lr = checks.lr(lr, "generalization_terms")
-    t = np.arange(checks.integer(steps, "steps", "generalization_terms", minimum=0) + 1)
+    where = "generalization_terms"
+    x_true = _vector(x_true, "x_true", where)
+    noise, g0 = (_vector(v, name, where, n=x_true.size) for name, v in (("noise", noise), ("g0", g0)))
+    values, U = _check_basis(values, U, n=x_true.size, p=p, where=where)
+    if np.any(np.diff(values) > 0):   # σ_p² is values[p − 1]: ascending values would give another term
+        raise ValueError(f"{where}: values must be in descending order, as top_eigenpairs returns them "
+                         "(reverse those of numpy.linalg.eigh, and U's columns with them, by [::-1]).")
+    lr = checks.lr(lr, where)
+    t = np.arange(checks.integer(steps, "steps", where, minimum=0) + 1)
     terms = {
         "init": (1.0 - lr * values.min()) ** t * np.linalg.norm(g0),
         "image": (1.0 - lr * values[p - 1]) ** t * np.linalg.norm(x_true),
@@ -440,9 +468,11 @@ def subspace_limit(b, g0, U, p):
     so it converges to the measurement there and keeps the untrained output ``g0`` = G(θ₀) elsewhere.
     ``b`` and ``g0`` are (C, H, W) tensors; returns a float32 (C, H, W) tensor.
     """
-    b_flat, g0_flat = _flat(b), _flat(g0)
+    where = "subspace_limit"
+    b_flat = _vector(b, "b", where)
+    g0_flat = _vector(g0, "g0", where, n=b_flat.size)
     U = np.asarray(U, dtype=np.float64)
-    _check_basis(np.zeros(U.shape[1] if U.ndim == 2 else 0), U, n=b_flat.size, p=p, where="subspace_limit")
+    _check_basis(np.zeros(U.shape[1] if U.ndim == 2 else 0), U, n=b_flat.size, p=p, where=where)
     Up = U[:, :p]
     limit = g0_flat + Up @ (Up.T @ (b_flat - g0_flat))
     return torch.from_numpy(limit).float().reshape(torch.as_tensor(b).shape)
@@ -454,7 +484,7 @@ def gradient_descent_residuals(net, z, b, lr, steps, dtype=None):
     The real dynamics that (39)–(41) linearise: same network, BatchNorm with batch statistics, fixed
     step ``lr``. Works on a copy; ``net`` is not modified. Returns a NumPy array of ``steps + 1`` norms.
     """
-    f = _NetworkFunction(net, z, dtype=dtype)
+    f = _NetworkFunction(net, z, dtype, "gradient_descent_residuals")
     checks.tensor(b, "b", "gradient_descent_residuals", shape=f.out_shape,
                   hint="the noisy image, of the network's output shape")
     lr = checks.lr(lr, "gradient_descent_residuals")
@@ -485,11 +515,12 @@ class Subspace(LinearOperator):
     """
 
     def __init__(self, U, shape):
+        shape = checks.shape(shape, "shape", "Subspace")
+        if np.ndim(U) != 2 or np.shape(U)[0] != math.prod(shape):
+            raise ValueError(f"Subspace: U must have shape (n, p) with n = prod(shape) = {math.prod(shape)}; got "
+                             f"{np.shape(U)}.")
+        _check_basis(np.zeros(np.shape(U)[1]), U, where="Subspace")   # finite, orthonormal: ‖AᵀA‖ = 1 needs it
         U = torch.as_tensor(np.asarray(U), dtype=torch.float32)
-        shape = tuple(int(s) for s in shape)
-        if U.dim() != 2 or U.shape[0] != math.prod(shape):
-            raise ValueError(f"U must have shape (n, p) with n = prod(shape) = {math.prod(shape)}; got "
-                             f"{tuple(U.shape)}")
         super().__init__(shape, (U.shape[1],))
         self.U = U
         self.norm_sq = 1.0

@@ -8,8 +8,6 @@ Every network here can say which input it takes (``input_shape(height, width)``)
 (``make_input(height, width, seed)``), so the training code (:mod:`dipcourse.training`) builds any of
 them the same way.
 """
-from numbers import Integral
-
 import torch
 from torch import nn
 
@@ -83,6 +81,22 @@ class _Level(nn.Module):
         return self.up(deeper)
 
 
+def _channels(value, name, minimum):
+    """A SkipNet setting of one channel count per level (``nd``, ``nu``, ``ns``) as a list of integers."""
+    hint = f"{name} holds one channel count per level, e.g. [16, 32, 64, 128, 128]"
+    return [checks.integer(c, f"{name}[{i}]", "SkipNet", minimum=minimum, hint=hint)
+            for i, c in enumerate(checks.sequence(value, name, "SkipNet", hint=hint))]
+
+
+def _kernel_size(value, name):
+    """A SkipNet kernel size: odd, since an even kernel has no centre pixel and padding by (k − 1)/2 would not
+    keep the image's size."""
+    k = checks.integer(value, name, "SkipNet", minimum=1)
+    if k % 2 == 0:
+        raise ValueError(f"SkipNet: {name} must be an odd kernel size (1, 3, 5, ...), got {k}.")
+    return k
+
+
 class SkipNet(nn.Module):
     """The DIP encoder–decoder ("skip" architecture of Ulyanov et al., CVPR 2018), G(z; θ) of eq. 10.
 
@@ -121,25 +135,20 @@ class SkipNet(nn.Module):
     def __init__(self, in_channels=32, out_channels=3, nd=THESIS_CHANNELS, nu=None, ns=None, kd=3, ku=3,
                  upsample="bilinear", bias=True, pad="reflection", conv1x1_up=True, bn_affine=True):
         super().__init__()
-        nd = list(nd)
-        nu = list(nd if nu is None else nu)
-        ns = [0] * len(nd) if ns is None else list(ns)
+        where = "SkipNet"
+        in_channels = checks.integer(in_channels, "in_channels", where, minimum=1)
+        out_channels = checks.integer(out_channels, "out_channels", where, minimum=1, hint="3 for a colour image")
+        nd = _channels(nd, "nd", minimum=1)
+        nu = list(nd) if nu is None else _channels(nu, "nu", minimum=1)
+        ns = [0] * len(nd) if ns is None else _channels(ns, "ns", minimum=0)
         if not nd or len(nu) != len(nd) or len(ns) != len(nd):
-            raise ValueError(f"nd, nu and ns need one entry per level and at least one level; got "
-                             f"{len(nd)}, {len(nu)} and {len(ns)} entries")
-        if any(not isinstance(c, Integral) or c < 1 for c in nd + nu) or \
-                any(not isinstance(c, Integral) or c < 0 for c in ns):
-            raise ValueError(f"channel counts must be positive integers (ns may be 0); got nd={nd}, nu={nu}, ns={ns}")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, k in (("kd", kd), ("ku", ku)):
-            if not isinstance(k, Integral) or k < 1 or k % 2 == 0:
-                raise ValueError(f"{name} must be a positive odd kernel size (1, 3, 5, ...), got {k!r}")
-        if upsample not in ("bilinear", "nearest", "bicubic"):
-            raise ValueError(f"upsample must be 'bilinear', 'nearest' or 'bicubic', got {upsample!r}")
-        if pad not in ("reflection", "zero"):
-            raise ValueError(f"pad must be 'reflection' or 'zero', got {pad!r}")
+            raise ValueError(f"{where}: nd, nu and ns need one entry per level and at least one level; got "
+                             f"{len(nd)}, {len(nu)} and {len(ns)} entries.")
+        kd, ku = _kernel_size(kd, "kd"), _kernel_size(ku, "ku")
+        checks.choice(upsample, "upsample", where, ("bilinear", "nearest", "bicubic"))
+        checks.choice(pad, "pad", where, ("reflection", "zero"))
+        bias, conv1x1_up, bn_affine = (checks.flag(value, name, where) for name, value in
+                                       (("bias", bias), ("conv1x1_up", conv1x1_up), ("bn_affine", bn_affine)))
         self.config = dict(in_channels=in_channels, out_channels=out_channels, nd=nd, nu=nu, ns=ns, kd=kd, ku=ku,
                            upsample=upsample, bias=bias, pad=pad, conv1x1_up=conv1x1_up, bn_affine=bn_affine)
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, len(nd)
@@ -171,8 +180,9 @@ class SkipNet(nn.Module):
         return (self.in_channels, height, width)
 
     def make_input(self, height, width, seed=0):
-        """The fixed input z for a ``height`` × ``width`` image (:func:`make_input`), in the weights' dtype."""
-        z = make_input(self.in_channels, height, width, seed=seed)
+        """The fixed input z for a ``height`` × ``width`` image (:func:`make_input`), in the weights' dtype;
+        a size the network cannot take is refused here, not at the first forward pass."""
+        z = make_input(*self.input_shape(height, width), seed=seed)
         return z.to(self.head[0][0].weight.dtype)
 
     def check_size(self, height, width):
@@ -182,13 +192,13 @@ class SkipNet(nn.Module):
         of 2^depth; the deepest level must keep at least 2 px (reflection padding of a 3×3
         convolution needs 2). The message lists the sizes and the depths that would work.
         """
+        height, width = (checks.integer(s, name, "SkipNet", minimum=1, hint="a size in pixels")
+                         for name, s in (("height", height), ("width", width)))
         depth, unit = self.depth, 2 ** self.depth
-        bad = [s for s in (height, width) if not isinstance(s, Integral) or s % unit != 0 or s // unit < 2]
-        if not bad:
+        if all(s % unit == 0 and s // unit >= 2 for s in (height, width)):
             return
         sizes = ", ".join(str(unit * k) for k in range(2, 6))
-        works = [d for d in range(1, 9) if all(isinstance(s, Integral) and s % 2 ** d == 0 and s // 2 ** d >= 2
-                                              for s in (height, width))]
+        works = [d for d in range(1, 9) if all(s % 2 ** d == 0 and s // 2 ** d >= 2 for s in (height, width))]
         hint = (f"depths that fit {height}x{width}: {works} (give nd, nu, ns that many entries)" if works
                 else f"no depth fits {height}x{width}; resize the image to a multiple of a power of two")
         raise ValueError(f"SkipNet with {depth} levels needs height and width that are multiples of {unit} "
@@ -277,9 +287,8 @@ class DeepDecoder(nn.Module):
     def check_size(self, height, width):
         """Raise ``ValueError`` unless a ``height`` × ``width`` image fits: both divisible by 2^depth, ≥ 2 px left
         (the input is the image shrunk by 2^depth; a 1 × 1 input makes a constant image)."""
-        sides = (height, width)
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sides):
-            raise ValueError(f"DeepDecoder: height and width must be positive integers, got {height!r} x {width!r}")
+        sides = tuple(checks.integer(s, name, "DeepDecoder", minimum=1, hint="a size in pixels")
+                      for name, s in (("height", height), ("width", width)))
         unit = 2 ** self.depth
         if all(s % unit == 0 and s // unit >= 2 for s in sides):
             return
@@ -302,3 +311,20 @@ class DeepDecoder(nn.Module):
     def parameter_count(self):
         """Trainable parameters: (depth + 1)·(k² + 2k) + k·out_channels."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+ARCHITECTURES = {"skip": SkipNet, "deep decoder": DeepDecoder}
+
+
+def build_network(out_channels, in_channels=32, kind="skip", **settings):
+    """The network a run builds from its settings (``net_kwargs`` of ``fit_dip`` and the ADMM variants).
+
+    ``kind="skip"`` (default): ``SkipNet(in_channels, out_channels, **settings)``, the thesis network when
+    ``settings`` is empty. ``kind="deep decoder"``: ``DeepDecoder(out_channels, **settings)``, whose input has
+    ``channels`` channels (``in_channels`` does not apply). Built from settings, a run's network is drawn from
+    the run's seed like DIP's — a network passed in ready-made keeps whatever weights it was given.
+    """
+    checks.choice(kind, "kind", "the network settings (net_kwargs)", tuple(ARCHITECTURES))
+    if kind == "deep decoder":
+        return DeepDecoder(out_channels, **settings)
+    return SkipNet(in_channels=in_channels, out_channels=out_channels, **settings)

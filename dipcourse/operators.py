@@ -26,7 +26,6 @@ Blur                deblurring: periodic Gaussian blur     max k̂²       1/(k�
 ==================  =====================================  ============  ==========================
 """
 import math
-import numbers
 
 import numpy as np
 import torch
@@ -41,25 +40,11 @@ from dipcourse import checks
 GAUSSIAN_CS_MAX_BYTES = 256 * 2**20
 
 
-def _shape_tuple(shape, what="shape"):
-    """Validate ``shape`` as a tuple of positive integers."""
-    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
-        raise TypeError(f"{what} must be a tuple of positive integers such as (3, 64, 64), got {shape!r}")
-    shape = tuple(shape)
-    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral) for s in shape):
-        raise TypeError(f"{what} must be a tuple of positive integers such as (3, 64, 64), got {shape!r}")
-    shape = tuple(int(s) for s in shape)
-    if not shape or any(s <= 0 for s in shape):
-        raise ValueError(f"{what} must be a non-empty tuple of positive integers such as "
-                         f"(3, 64, 64), got {shape!r}")
-    return shape
-
-
-def _image_shape(shape, name):
-    """Validate ``shape`` as an image shape (C, H, W)."""
-    shape = _shape_tuple(shape)
+def _image_shape(shape, where):
+    """``shape`` checked as an image shape (C, H, W)."""
+    shape = checks.shape(shape, "shape", where)
     if len(shape) != 3:
-        raise ValueError(f"{name} needs an image shape (C, H, W), got {shape}")
+        raise ValueError(f"{where}: shape must be an image shape (C, H, W), got {shape}.")
     return shape
 
 
@@ -77,8 +62,8 @@ class LinearOperator:
     """
 
     def __init__(self, in_shape, out_shape):
-        self.in_shape = _shape_tuple(in_shape, "in_shape")
-        self.out_shape = _shape_tuple(out_shape, "out_shape")
+        self.in_shape = checks.shape(in_shape, "in_shape", type(self).__name__)
+        self.out_shape = checks.shape(out_shape, "out_shape", type(self).__name__)
         self._cache = {}
 
     def __repr__(self):
@@ -151,7 +136,7 @@ class Identity(LinearOperator):
     """A = I: denoising, b = x + ε. ‖AᵀA‖ = 1 and (AᵀA + ρI)⁻¹ = I/(1 + ρ)."""
 
     def __init__(self, shape):
-        shape = _shape_tuple(shape)
+        shape = checks.shape(shape, "shape", "Identity")
         super().__init__(shape, shape)
         self.norm_sq = 1.0
 
@@ -283,7 +268,7 @@ class GaussianCS(LinearOperator):
     """
 
     def __init__(self, shape, m, seed=0):
-        shape = _shape_tuple(shape)
+        shape = checks.shape(shape, "shape", "GaussianCS")
         m = checks.integer(m, "m", "GaussianCS", minimum=1, hint="the number of measurements")
         seed = checks.seed(seed, "GaussianCS")
         n = math.prod(shape)

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
@@ -35,7 +36,12 @@ def default_workers(count):
 
 
 def _start_worker(progress_queue):
-    """Worker start-up: one torch thread, and the queue the runs report their progress on."""
+    """Worker start-up: one torch thread, and the queue the runs report their progress on.
+
+    Workers ignore Ctrl-C: Jupyter's "interrupt kernel" signals the kernel's whole process group, and a worker
+    killed by it would leave the pool broken for every later cell. The kernel stops them itself (:func:`run_calls`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     _WORKER["queue"] = progress_queue
 
@@ -77,11 +83,17 @@ def _executor(workers):
     return _POOL["executor"], _POOL["queue"]
 
 
-def shutdown():
-    """Stop the worker processes (they are started again when needed)."""
-    if _POOL["executor"] is not None:
-        _POOL["executor"].shutdown(cancel_futures=True)
-        _POOL.update(executor=None, workers=0, queue=None)
+def shutdown(now=False):
+    """Stop the worker processes (they are started again when needed); ``now`` ends the runs they are in."""
+    executor = _POOL["executor"]
+    if executor is None:
+        return
+    if now:
+        # ProcessPoolExecutor cannot abandon a running call (Python < 3.14 has no terminate_workers())
+        for process in list((executor._processes or {}).values()):
+            process.terminate()
+    executor.shutdown(wait=True, cancel_futures=True)
+    _POOL.update(executor=None, workers=0, queue=None)
 
 
 atexit.register(shutdown)
@@ -133,5 +145,8 @@ def run_calls(function, calls, workers=None, desc="runs", progress=True, iterati
             progress_queue.get_nowait()       # late messages of finished runs: the bar is full anyway
         bar.update(total - bar.done)
         return results
+    except KeyboardInterrupt:
+        shutdown(now=True)   # the student stopped the cell: stop its runs too, not only the waiting
+        raise
     finally:
         bar.close(f"{len(calls)} runs on {workers} processes, one thread each")

@@ -433,7 +433,14 @@ def red_gradient(x, denoiser):
     _image(x, "red_gradient")
     checks.function(denoiser, "denoiser", "red_gradient", hint="f(x) maps an image to its denoised version",
                     arguments=1)
-    return x - denoiser(x)
+    return x - _denoised(denoiser, x, "red_gradient")
+
+
+def _denoised(denoiser, x, where, finite=True):
+    """f(x), checked to be a tensor of x's shape — one of another shape would be broadcast against x into a
+    wrong image — and, unless a run checks it itself, finite."""
+    return checks.tensor(denoiser(x), "denoiser(x)", where, shape=x.shape, finite=finite,
+                         hint="a denoiser maps an image to an image of the same shape")
 
 
 def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
@@ -470,7 +477,8 @@ def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
         x = state["x"] if state["x"] is not None and state["x"].shape == v.shape else v
         for _ in range(inner):
             if state["f"] is None or state["f"].shape != v.shape or state["calls"] % refresh_every == 0:
-                state["f"] = denoiser(x)
+                # a NaN in f(x) is left to the run, which stops as diverged at this iteration
+                state["f"] = _denoised(denoiser, x, "red_prox", finite=False)
             state["calls"] += 1
             x = (lam * state["f"] + rho * v) / (lam + rho)
         state["x"] = x

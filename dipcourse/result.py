@@ -34,24 +34,27 @@ class Result:
     extras: dict = field(default_factory=dict)
 
     def _psnr(self):
-        """The PSNR history with NaN entries (a reference that was never met) as −inf, or ``None``."""
+        """The PSNR history with its NaN and −inf entries (broken iterates) as −inf, or ``None`` when no entry is
+        left. +inf stays: it is an exact fit, the best PSNR there can be."""
         values = np.asarray(self.history.get("psnr", []), dtype=float)
-        if values.size == 0 or np.isnan(values).all():
+        usable = values > -np.inf   # False for NaN too
+        if not usable.any():
             return None
-        return np.where(np.isnan(values), -np.inf, values)
+        return np.where(usable, values, -np.inf)
 
     @property
     def peak_iteration(self):
         """Iteration with the highest PSNR (the oracle stop), or ``None`` without a reference.
 
-        NaN entries are ignored, so the peak never points at a broken iterate; +inf (an exact fit) counts.
+        NaN and −inf entries are ignored, so the peak never points at a broken iterate; +inf (an exact fit)
+        counts.
         """
         values = self._psnr()
         return None if values is None else int(self.history["iteration"][int(np.argmax(values))])
 
     @property
     def peak_psnr(self):
-        """Highest PSNR reached (NaN entries ignored), or ``None`` without a reference."""
+        """Highest PSNR reached (NaN and −inf entries ignored), or ``None`` without a reference."""
         values = self._psnr()
         return None if values is None else float(np.max(values))
 
@@ -67,8 +70,9 @@ class Result:
 
         The median, not the mean: on a shared machine a few iterations can be slowed by other jobs.
         """
+        checks.choice(clock, "clock", "Result.seconds_per_iteration", ("time_cpu", "time_wall"))
         if len(self.history[clock]) < 2:
-            raise ValueError("seconds_per_iteration needs a run of at least two recorded iterations")
+            raise ValueError("Result.seconds_per_iteration needs a run of at least two recorded iterations")
         return float(np.median(np.diff(self.history[clock])))
 
     def final_median(self, key, seconds=None, clock="time_cpu"):
@@ -78,13 +82,21 @@ class Result:
         With ``seconds``, only the iterations done within that much ``clock`` time count — a run's
         final value at the cost of another run (lesson 03 compares DIP-ADMM-v1 and v2 this way).
         """
-        values = np.asarray(self.history[key])
+        where = "Result.final_median"
+        checks.choice(key, "key", where, tuple(self.history))
+        checks.choice(clock, "clock", where, ("time_cpu", "time_wall"))
+        values = np.asarray(self.history[key], dtype=float)
         done = len(values)
         if seconds is not None:
+            seconds = checks.nonnegative(seconds, "seconds", where, hint=f"a time budget on the {clock} clock")
             done = max(1, int(np.searchsorted(self.history[clock], seconds, side="right")))
         if done == 0:
-            raise ValueError(f"final_median: the history of {key!r} is empty")
-        return float(np.median(values[done - max(1, done // 10):done]))
+            raise ValueError(f"{where}: the history of {key!r} is empty")
+        window = values[done - max(1, done // 10):done]
+        if np.isnan(window).any():
+            raise ValueError(f"{where}: history[{key!r}] has NaN entries among the last {len(window)} iterations, "
+                             "whose median would be NaN; compare runs whose values are numbers throughout.")
+        return float(np.median(window))
 
 
 class Tracker:
@@ -98,7 +110,8 @@ class Tracker:
 
     def __init__(self, ref=None, smoothing=0.9, params=None):
         self.ref = None if ref is None else torch.as_tensor(ref).detach()
-        # the reference is checked once here (finite, positive peak); each step then needs only the error
+        # the reference is checked once here (finite, positive peak); each step then needs only the error, and
+        # a method's other PSNRs (ADMM's psnr_x) use this same peak
         self.peak = None if self.ref is None else reference_peak(checks.tensor(self.ref, "ref", "Tracker"))
         self.smoothing = smoothing
         self.params = dict(params or {})

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from dipcourse import checks
 from dipcourse.result import Tracker
 
 
@@ -186,14 +187,30 @@ class Run:
         self.progress.update()
         return stop
 
+    def check_output(self, t, k, name, value, like):
+        """``value``, what the caller's function ``name`` (a prox, a denoiser) returned at iteration ``t`` of run
+        ``k`` for the input ``like``, checked: a tensor of like's shape (``ValueError``) with finite values (else
+        the run stops as diverged). Checked where it is made, because a wrong shape would be broadcast into a
+        silently wrong image, and a NaN would reach the network and be blamed on the learning rate a step later."""
+        checks.tensor(value, name, f"{self.name}, iteration {t}{self._which(k)}", shape=like.shape, finite=False,
+                      hint="the function must return an image of its input's shape")
+        if not bool(torch.isfinite(value).all()):
+            self._diverged(t, k, [name], "Its input was finite, so look at the function and its settings.")
+        return value
+
     def _check_finite(self, t, k, image, row):
         bad = [key for key, value in row.items() if isinstance(value, float) and not math.isfinite(value)]
         if not bool(torch.isfinite(image).all()):
             bad.append("image")
         if bad:
-            which = f" (run {k})" if len(self.trackers) > 1 else ""
-            raise DivergedError(f"{self.name} diverged at iteration {t}{which}: {', '.join(bad)} became NaN or "
-                                f"infinite, so the run was stopped. {self.hint}".rstrip())
+            self._diverged(t, k, bad, self.hint)
+
+    def _which(self, k):
+        return f" (run {k})" if len(self.trackers) > 1 else ""
+
+    def _diverged(self, t, k, bad, hint):
+        raise DivergedError(f"{self.name} diverged at iteration {t}{self._which(k)}: {', '.join(bad)} became NaN or "
+                            f"infinite, so the run was stopped. {hint}".rstrip())
 
     def results(self, images, **params):
         """One :class:`dipcourse.Result` per run, whose final image is ``images[k]``."""

@@ -7,6 +7,7 @@ are here, so that the same ``seed`` gives the same θ₀ and z in every method:
 
 * :class:`Problem` — one reconstruction (A, b and, for PSNR only, the ground truth), checked once;
 * :func:`prepare_network`, :func:`to_device` — the seeded network and its fixed input z;
+* :func:`rounding_jitter` — for authors: the same run on "another machine", to test a claim's margin;
 * :class:`SingleNetwork` — the network(s) a method trains, as a callable returning K images at once
   (K = 1 here; :class:`dipcourse.batched.NetworkStack` is the K > 1 case), so that each method's loop is
   written once for one run and for K independent runs side by side;
@@ -15,6 +16,7 @@ are here, so that the same ``seed`` gives the same θ₀ and z in every method:
 * :func:`graphed` — a step recorded once as a CUDA graph and replayed (GPU only).
 """
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -68,17 +70,18 @@ def prepare_network(shape, net=None, z=None, seed=0, in_channels=32, dtype=None,
 
     Every DIP-style run builds them here, so the same ``seed`` gives the same θ₀ and z everywhere and DIP
     and its hybrids start from one network: ``seed_everything(seed)``, then
-    ``SkipNet(in_channels, out_channels=C, **net_kwargs)`` (the thesis network by default), then
+    ``build_network(C, in_channels, **net_kwargs)`` (the thesis SkipNet by default; ``kind="deep decoder"``
+    for :class:`dipcourse.networks.DeepDecoder`), then
     ``net.make_input(H, W, seed)`` (for SkipNet: uniform noise, :func:`dipcourse.networks.make_input`).
     A given ``net`` or ``z`` is used as it is, after checking it fits the image. A network built here takes
     ``dtype`` (that of the measurement, so a float64 run is float64 end to end); a given one must match it.
     """
-    from dipcourse.networks import SkipNet
+    from dipcourse.networks import build_network
 
     channels, height, width = shape
     if net is None:
         seed_everything(seed)
-        net = SkipNet(in_channels=in_channels, out_channels=channels, **net_kwargs)
+        net = build_network(channels, in_channels, **net_kwargs)
         if dtype is not None:
             net = net.to(dtype)
     elif net_kwargs:
@@ -106,7 +109,40 @@ def prepare_network(shape, net=None, z=None, seed=0, in_channels=32, dtype=None,
     if expected is not None and tuple(z.shape) != (1, *expected):
         raise ValueError(f"z must have shape {(1, *expected)} for this network and a {height}x{width} image; "
                          f"got {tuple(z.shape)} — use net.make_input({height}, {width})")
+    rounding_jitter(net, seed)
     return net, z
+
+
+JITTER_VARIABLE = "DIPCOURSE_ROUNDING_JITTER"
+JITTER_SIZE = 2.0 ** -20   # relative: 8 units in the last place of float32
+
+
+def rounding_jitter(net, seed, draw=None):
+    """Move every weight of ``net`` by a few float32 rounding units when ``$DIPCOURSE_ROUNDING_JITTER`` is set.
+
+    For authors, not students: a lesson's claim about a training run must hold on every student's machine,
+    and another CPU (AMD or Intel) or thread count sums in another order, rounds differently, and after a
+    few dozen iterations its DIP trajectory has parted from ours by tenths of a dB. One machine cannot run
+    the others' paths, but it can run the same seed from slightly different starting weights:
+    θ₀ ← θ₀·(1 + 2⁻²⁰·u), u ~ U(−1, 1), drawn from ``draw`` (default ``$DIPCOURSE_ROUNDING_JITTER``) and the
+    run's ``seed``. Each draw is one more "machine"; the course runner's ``--jitter`` runs a lesson under
+    several and reports every claim's worst margin (``python -m dipcourse.authoring.course spread``).
+    Unset (the default) or ``0``, nothing changes.
+    """
+    if draw is None:
+        text = os.environ.get(JITTER_VARIABLE, "").strip() or "0"
+        if not text.isdigit():
+            raise ValueError(f"${JITTER_VARIABLE} must be a whole number ≥ 0 (0 or unset: no jitter), got {text!r}")
+        draw = int(text)
+    draw = checks.integer(draw, "draw", "rounding_jitter", minimum=0)
+    if draw == 0:
+        return net
+    generator = torch.Generator().manual_seed(1_000_003 * draw + int(seed))
+    with torch.no_grad():
+        for weight in net.parameters():
+            u = torch.rand(weight.shape, generator=generator, dtype=torch.float64) * 2 - 1
+            weight.mul_((1 + JITTER_SIZE * u).to(device=weight.device, dtype=weight.dtype))
+    return net
 
 
 def to_device(net, z, device):

@@ -46,3 +46,38 @@ def test_no_lessons_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert course.main(["run", "--profile", "quick"]) == 2
     assert "no lessons found" in capsys.readouterr().err
+
+
+def _claims_run(threads, jitter, values, lessons=("01_a", "02_b")):
+    from dipcourse.claims import Claims
+
+    run = []
+    for lesson in lessons:
+        claims = Claims(lesson, profile="quick")
+        claims.at_most("gap", values[lesson], bound=1.0, unit="dB", statistic="mean")
+        block = claims.as_dict()
+        block.update(threads=threads, jitter=jitter)
+        run.append(block)
+    return run
+
+
+def test_spread_reports_each_claims_worst_margin_over_runs(tmp_path, capsys):
+    import json
+
+    runs = [_claims_run(1, 0, {"01_a": [0.2, 0.4], "02_b": [0.5]}),
+            _claims_run(2, 3, {"01_a": [0.7], "02_b": [0.9, 1.5]}),
+            _claims_run(2, 4, {"01_a": [0.1]}, lessons=("01_a",))]          # lesson 02 failed before its Checks
+    table = course.spread_table(runs)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| 0")}
+    assert "torch threads: 1, 2; jitter draws: 0, 3, 4" in table
+    assert "0.1 … 0.7 dB | +0.3 | 3/3 |" in rows["01_a"]                   # worst margin 1 − 0.7
+    assert "| -inf | 1/3 **NO** |" in rows["02_b"]                          # failed in one run, missing in one
+    paths = []
+    for k, run in enumerate(runs):
+        paths.append(tmp_path / f"claims{k}.json")
+        paths[-1].write_text(json.dumps(run))
+    assert course.main(["spread", *map(str, paths[:1]), "--out", str(tmp_path / "spread.md")]) == 0
+    assert course.main(["spread", *map(str, paths)]) == 1
+    assert [line[:6] for line in (tmp_path / "spread.md").read_text().splitlines() if line.startswith("| 0")] == \
+        ["| 01_a", "| 02_b"]
+    capsys.readouterr()

@@ -368,3 +368,45 @@ def test_course_setup_trains_like_torch_defaults():
     (loss_c, x_c), (loss_d, x_d) = run(True), run(False)
     assert abs(loss_c - loss_d) <= 1e-4 * loss_d
     assert (x_c - x_d).abs().max() < 1e-4
+
+
+def test_a_deep_decoder_built_from_settings_is_seeded_like_dips_network():
+    """net_kwargs=dict(kind="deep decoder", ...) draws the decoder's weights from the run's seed, so a remedy's
+    run repeats exactly — a DeepDecoder built ready-made in a notebook would take torch's unseeded global
+    generator, which differs from one kernel start to the next."""
+    from dipcourse.networks import DeepDecoder, build_network
+
+    x = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    settings = dict(kind="deep decoder", channels=8, depth=2)
+    first, again, other = (fit_dip(Identity(x.shape), x, 3, seed=s, lr=0.01, net_kwargs=settings, progress=False)
+                           for s in (3, 3, 4))
+    np.testing.assert_array_equal(first.history["loss"], again.history["loss"])
+    assert first.history["loss"][0] != other.history["loss"][0]
+    assert first.params["net"]["kind"] == "deep decoder"
+    assert isinstance(build_network(3, kind="deep decoder", channels=8, depth=2), DeepDecoder)
+    with pytest.raises(ValueError, match="kind must be one of 'skip', 'deep decoder'"):
+        build_network(3, kind="decoder")
+
+
+def test_rounding_jitter_moves_every_weight_by_a_few_rounding_units(monkeypatch):
+    from dipcourse.training import JITTER_SIZE, JITTER_VARIABLE, prepare_network, rounding_jitter
+
+    def weights(draw=None):
+        if draw is None:
+            monkeypatch.delenv(JITTER_VARIABLE, raising=False)
+        else:
+            monkeypatch.setenv(JITTER_VARIABLE, draw)
+        net, _ = prepare_network((3, 16, 16), seed=2, **small_net())
+        return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+
+    plain, off, first, again, second = weights(), weights("0"), weights("1"), weights("1"), weights("2")
+    assert torch.equal(plain, off)                           # unset or 0: nothing changes
+    assert torch.equal(first, again)                         # a draw is reproducible
+    assert not torch.equal(first, second)                    # and each draw is another "machine"
+    moved = (first - plain).abs() / plain.abs().clamp_min(1e-30)
+    assert 0 < moved.max() <= JITTER_SIZE + 2.0 ** -23 and (first != plain).float().mean() > 0.5   # + float32 rounding
+    monkeypatch.setenv(JITTER_VARIABLE, "one")
+    with pytest.raises(ValueError, match="DIPCOURSE_ROUNDING_JITTER must be a whole number"):
+        weights("one")
+    with pytest.raises(ValueError, match="rounding_jitter: draw must be an integer ≥ 0"):
+        rounding_jitter(SkipNet(**small_net()), 0, draw=-1)

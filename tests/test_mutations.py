@@ -97,8 +97,8 @@ MUTATIONS = [
              "        g = networks()\n        u = u",
              "DIP-ADMM-v2 without its dual step (u never updated, Algorithm 2 line 4)", "dual step enforces x = G(θ)"),
     Mutation("v2-x-step-ignores-u", "03_admm_variants", "admm.py",
-             "        x = prox_each(counters, g.detach() - u, rho)",
-             "        x = prox_each(counters, g.detach(), rho)",
+             "        x = prox_each(run, t, counters, g.detach() - u, rho, prox_name)",
+             "        x = prox_each(run, t, counters, g.detach(), rho, prox_name)",
              "DIP-ADMM-v2's x-step on G(θ) instead of G(θ) − u (Algorithm 2 line 2)", "dual step enforces x = G(θ)"),
     Mutation("tv-prox-identity-03", "03_admm_variants", "priors.py",
              "    if lam == 0:\n        return x.detach().clone()\n",
@@ -106,7 +106,7 @@ MUTATIONS = [
              "the TV prox returns its input (DIP-ADMM-v2 loses its prior)", "the prior smooths G: TV(v2)"),
     # lesson 04: DIP-ADMM-v2's x-step (the prox that carries every hybrid prior)
     Mutation("v2-x-step-skips-prox", "04_hybrid_priors", "admm.py",
-             "        x = prox_each(counters, g.detach() - u, rho)",
+             "        x = prox_each(run, t, counters, g.detach() - u, rho, prox_name)",
              "        x = g.detach() - u",
              "DIP-ADMM-v2's x-step never calls the prior's prox (x = G(θ) − u): every hybrid is plain DIP",
              "falls less than DIP"),
@@ -141,6 +141,13 @@ def mutated_package(mutation, folder):
     assert count == 1, f"mutation {mutation.name}: the text to replace occurs {count} times in {mutation.file}"
     target.write_text(text.replace(mutation.find, mutation.replace))
     return folder
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=str)
+def test_every_mutation_still_applies(mutation):
+    """Seconds instead of a lesson run: a change to the package that moves a mutated line shows up here first."""
+    text = (ROOT / "dipcourse" / mutation.file).read_text()
+    assert text.count(mutation.find) == 1, f"{mutation.name}: update its text to the package's current line"
 
 
 @pytest.mark.mutation

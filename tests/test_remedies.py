@@ -265,18 +265,20 @@ def test_deep_decoder_input_and_output_shapes():
     z = net.make_input(32, 48, seed=2)
     assert z.shape == (1, 8, 4, 6) and 0 <= float(z.min()) and float(z.max()) < 0.1
     out = net(z)
-    assert out.shape == (1, 3, 32, 48) and 0 < float(out.min()) and float(out.max()) < 1
+    assert out.shape == (1, 3, 32, 48) and 0 < float(out.detach().min()) and float(out.detach().max()) < 1
     result = dip.fit_dip(Identity((3, 32, 32)), image((3, 32, 32)), 3, net=DeepDecoder(3, 8, 3), lr=0.01,
                          progress=False)
     assert result.x.shape == (3, 32, 32) and result.params["net"]["kind"] == "deep decoder"
 
 
-@pytest.mark.parametrize("height, width, match", [
-    (30, 32, "divisible by 8"), (8, 8, "at least 2 px left"), (32.0, 32, "positive integers"),
-    ("32", 32, "positive integers"), (0, 32, "positive integers"),
+@pytest.mark.parametrize("height, width, error, match", [
+    (30, 32, ValueError, "divisible by 8"), (8, 8, ValueError, "at least 2 px left"),
+    (32.0, 32, TypeError, "DeepDecoder: height must be an integer ≥ 1"),
+    ("32", 32, TypeError, "DeepDecoder: height must be an integer ≥ 1"),
+    (0, 32, ValueError, "DeepDecoder: height must be an integer ≥ 1"),
 ])
-def test_deep_decoder_sizes_that_do_not_fit_are_refused(height, width, match):
-    with pytest.raises(ValueError, match=match):
+def test_deep_decoder_sizes_that_do_not_fit_are_refused(height, width, error, match):
+    with pytest.raises(error, match=match):
         DeepDecoder(3, 8, 3).check_size(height, width)
 
 
@@ -426,7 +428,7 @@ def test_sure_on_a_non_denoising_operator_is_refused():
     (dict(refresh_every=0), ValueError), (dict(inner=1.5), TypeError),
 ])
 def test_deep_red_settings_are_checked(kwargs, error):
-    with pytest.raises(error, match="red_prox"):
+    with pytest.raises(error, match=f"deep_red: {next(iter(kwargs))} must be"):
         admm.deep_red(*problem(), priors.make_prox("tv"), 2, net_kwargs=NET, progress=False, **kwargs)
 
 
@@ -474,8 +476,6 @@ def test_fit_remedies_equals_the_single_functions():
 
 
 def test_remedies_explorer_trains_only_what_is_missing_and_caches_per_remedy():
-    import html
-
     from dipcourse.widgets import remedies_explorer
 
     ref = smooth_image()
@@ -523,3 +523,32 @@ def test_remedies_explorer_shows_precomputed_runs_and_refuses_bad_arguments():
         widget = build()
         message = widget.children[0]
         assert "dipcourse-message" in message._dom_classes and match in html.unescape(message.value), message.value
+
+
+def test_the_summary_of_the_remedies_is_computed_from_their_histories(capsys):
+    from dipcourse.metrics import psnr
+    from dipcourse.remedies import against, estimate, fit_remedies, print_summary, summarise
+
+    ref = smooth_image()
+    A = Identity(ref.shape)
+    bs = [measure(A, ref, 0.1, seed=k) for k in range(2)]
+    remedies = {"DIP": tiny_remedies()["DIP"],
+                "SGLD": ("dip", dict(lr=1e-6, optimizer="sgld", sigma=0.1, net_kwargs=TINY, burn_in=2))}
+    runs = fit_remedies(remedies, [A, A], bs, 5, 0.1, refs=[ref, ref], workers=0, progress=False)
+    rows = summarise(runs, [ref, ref])
+    for name, results in runs.items():
+        for k, r in enumerate(results):
+            psnrs = r.history["psnr"]
+            assert rows[name]["peak"][k] == pytest.approx(psnrs.max())
+            assert rows[name]["peak_at"][k] == int(np.argmax(psnrs))
+            assert rows[name]["fall"][k] == pytest.approx(psnrs.max() - psnrs[-1])
+            assert rows[name]["ms"][k] == pytest.approx(1e3 * np.median(np.diff(r.history["time_cpu"])))
+    sampler = runs["SGLD"][0]   # the sampler hands back the mean of its samples, not its last one
+    assert estimate(sampler) is sampler.extras["posterior_mean"] and estimate(runs["DIP"][0]) is runs["DIP"][0].x
+    assert rows["SGLD"]["estimate"][0] == pytest.approx(psnr(ref, sampler.extras["posterior_mean"]))
+    assert against(rows, "SGLD", "final") == [a - b for a, b in zip(rows["SGLD"]["final"], rows["DIP"]["final"])]
+    print_summary(rows)
+    printed = capsys.readouterr().out
+    assert "(means over 2 images)" in printed and printed.count("\n") == 3
+    with pytest.raises(ValueError, match="summarise: runs\\['DIP'\\] must be a list of 1 entries"):
+        summarise(runs, [ref])

@@ -253,3 +253,33 @@ def test_recording_run_records_the_constraint_violation_and_the_total_variation(
     assert remote_dip.history["tv"].shape == (4,) and "residual" not in remote_dip.history
     with pytest.raises(ValueError, match="residual=False"):
         RecordingRun(fit_dip)(**call)
+
+
+def test_run_calls_survives_an_interrupted_cell(monkeypatch):
+    """A student's "interrupt kernel" stops the runs of that cell, and the next cell's runs work."""
+    import os
+    import signal
+
+    from dipcourse import parallel
+    from dipcourse.runs import Progress
+
+    A = Identity((3, 8, 8))
+    b = measure(A, torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0)), 0.1, seed=0)
+    call = dict(A=A, b=b, prox=make_prox("l1", lam=0.01), iters=4000)
+    original = Progress.update
+
+    def interrupted(self, n=1):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Progress, "update", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run_calls(ista, [call, call], workers=2)
+    assert parallel._POOL["executor"] is None          # the interrupted runs were stopped with their pool
+    monkeypatch.setattr(Progress, "update", original)
+    quick = dict(call, iters=5)
+    first = parallel.run_calls(ista, [quick, quick], workers=2, progress=False)
+    # Jupyter signals the whole process group: the workers must ignore it
+    for process in parallel._POOL["executor"]._processes.values():
+        os.kill(process.pid, signal.SIGINT)
+    again = parallel.run_calls(ista, [quick, quick], workers=2, progress=False)
+    assert torch.equal(first[0].x, again[1].x)

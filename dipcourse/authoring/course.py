@@ -10,6 +10,12 @@ each ``notebooks/NN_*.ipynb`` top to bottom in a fresh kernel with ``DIPCOURSE_P
 
 A cell error fails loudly: the error is printed, the remaining lessons still run, and the exit status is 1.
 ``--threads N`` runs the kernels with ``OMP_NUM_THREADS=N`` (the claims must hold at 1 and at 2).
+``--jitter K`` runs them with ``DIPCOURSE_ROUNDING_JITTER=K``: every network starts a few rounding units away
+from its seeded weights (:func:`dipcourse.training.rounding_jitter`), as if the course ran on another machine.
+
+``python -m dipcourse.authoring.course spread RUN/claims.json ...`` reads the claims of several runs (thread
+counts, jitters, machines) and writes one table: each claim's values over the runs and its **worst margin** —
+the number that says whether a claim will hold on a student's machine, not just on ours.
 ``--inplace`` also writes each successfully executed notebook back over ``notebooks/`` — how
 instructors refresh the committed outputs (``make refresh`` does it with the teaching profile).
 """
@@ -21,6 +27,7 @@ import time
 
 from dipcourse.claims import collect
 from dipcourse.config import PROFILE_NAMES
+from dipcourse.training import JITTER_VARIABLE
 
 
 def lessons(folder="notebooks"):
@@ -64,7 +71,7 @@ def export_html(nb, target):
     pathlib.Path(target).write_text(body, encoding="utf-8")
 
 
-def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800, threads=None):
+def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800, threads=None, jitter=0):
     """Execute every lesson; return ``[(name, seconds, error or None)]``; write times and claims."""
     import nbformat
 
@@ -74,9 +81,10 @@ def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800
     out = pathlib.Path(out) / profile
     out.mkdir(parents=True, exist_ok=True)
     results, claims = [], []
+    extra_env = {JITTER_VARIABLE: str(jitter)} if jitter else None
     for path in notebooks:
         print(f"--- {path.name} ({profile} profile) ...", flush=True)
-        nb, seconds, error = execute_lesson(path, profile, timeout, threads)
+        nb, seconds, error = execute_lesson(path, profile, timeout, threads, extra_env)
         nbformat.write(nb, out / path.name)
         export_html(nb, out / path.with_suffix(".html").name)
         if error:
@@ -88,6 +96,8 @@ def run_course(profile, notebooks=None, out="build", inplace=False, timeout=1800
         results.append((path.name, seconds, error))
         claims.extend(collect(nb))
     (out / "times.md").write_text(times_table(results, profile, threads))
+    for block in claims:
+        block["jitter"] = jitter
     (out / "claims.json").write_text(json.dumps(claims, indent=1))
     (out / "claims.md").write_text(claims_table(claims, profile))
     return results
@@ -130,6 +140,48 @@ def claims_table(collected, profile):
     return "\n".join(lines)
 
 
+def spread_table(runs):
+    """Markdown: every claim of several runs of the course, its values over the runs and its worst margin.
+
+    ``runs`` is a list of the runs' collected claims (the content of their ``claims.json``). A claim is matched
+    by lesson and name; a lesson missing from a run (it failed before its Checks) counts as a failure there.
+    """
+    def kinds(field):
+        return ", ".join(sorted({str(lesson.get(field, 0)) for run in runs for lesson in run}))
+
+    lines = [f"{len(runs)} runs — torch threads: {kinds('threads')}; jitter draws: {kinds('jitter')}; "
+             f"machines: {kinds('machine')}.", "",
+             "| lesson | claim | bound | values over the runs (min … max) | worst margin | holds |",
+             "|---|---|---:|---|---:|---|"]
+    found = {}   # (lesson, claim name) -> {run index: claim}, in the order the claims first appear
+    for index, run in enumerate(runs):
+        for lesson in run:
+            for claim in lesson["claims"]:
+                found.setdefault((lesson["lesson"], claim["name"]), {})[index] = claim
+    for key, seen in found.items():
+        first = next(iter(seen.values()))
+        values = [float(c["value"]) for c in seen.values()]
+        margins = [float(c["margin"]) for c in seen.values()]
+        held = sum(bool(c["holds"]) for c in seen.values())
+        worst = min(margins) if len(seen) == len(runs) else float("-inf")
+        unit = first.get("unit", "")
+        lines.append(f"| {key[0]} | {key[1]} | {first['direction']} {float(first['bound']):g} | "
+                     f"{min(values):.4g} … {max(values):.4g} {unit} | {worst:+.3g} | "
+                     f"{held}/{len(runs)}{'' if held == len(runs) else ' **NO**'} |")
+    return "\n".join(lines) + "\n"
+
+
+def spread_command(paths, out=None):
+    """``course spread``: print (and write to ``out``) :func:`spread_table` of the runs; exit status 1 if a claim
+    failed in any run."""
+    runs = [json.loads(pathlib.Path(path).read_text()) for path in paths]
+    table = spread_table(runs)
+    print(table)
+    if out:
+        pathlib.Path(out).write_text(table)
+    return 1 if "**NO**" in table else 0
+
+
 def main(argv=None):
     import argparse
 
@@ -143,9 +195,21 @@ def main(argv=None):
     run.add_argument("--inplace", action="store_true", help="also overwrite the lessons with the new outputs")
     run.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     run.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the kernels")
+    run.add_argument("--jitter", type=int, default=0,
+                     help="DIPCOURSE_ROUNDING_JITTER for the kernels: start every network a few rounding units "
+                          "from its seeded weights (0: off)")
+    spread = sub.add_parser("spread", help="worst margin of every claim over several runs' claims.json")
+    spread.add_argument("runs", nargs="+", help="claims.json files of runs of one profile")
+    spread.add_argument("--out", default=None, help="write the Markdown table here too")
     args = parser.parse_args(argv)
+    if args.command == "spread":
+        return spread_command(args.runs, args.out)
+    if args.jitter < 0:
+        print("error: --jitter must be 0 (off) or a positive draw number", file=sys.stderr)
+        return 2
     try:
-        results = run_course(args.profile, args.notebooks, args.out, args.inplace, args.timeout, args.threads)
+        results = run_course(args.profile, args.notebooks, args.out, args.inplace, args.timeout, args.threads,
+                             args.jitter)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,12 +6,13 @@
   at once) and :class:`LiveTrainer` (a view on a runner: progress bar, live curve, Run/Stop);
 * :mod:`dipcourse.widgets.lessons` — the lessons' builders (``cs_explorer``, ``sigma_explorer``, …).
 
-Everything a lesson uses can be imported from here, e.g. ``from dipcourse.widgets import sigma_explorer``.
+Everything a lesson uses can be imported from here, e.g. ``from dipcourse.widgets import sigma_explorer``
+(the remedies' runs of lesson 07 live in :mod:`dipcourse.remedies` and are re-exported here).
 """
+from dipcourse.remedies import fit_remedies, fit_remedy, remedy_call, remedy_spec, run_method
 from dipcourse.widgets.lessons import (cs_explorer, cs_inpainting, dip_admm_v2_at_rho, dip_denoising, draw_cs,
-                                       draw_dip_run, draw_remedies, draw_rho_run, fit_remedies, fit_remedy,
-                                       pnp_at_rho, remedies_explorer, remedy_call, remedy_spec, rho_explorer,
-                                       run_method, sigma_explorer, subspace_explorer, subspace_fit)
+                                       draw_dip_run, draw_remedies, draw_rho_run, pnp_at_rho, remedies_explorer,
+                                       rho_explorer, sigma_explorer, subspace_explorer, subspace_fit)
 from dipcourse.widgets.runner import LiveCurve, TrainingRunner, cache_key
 from dipcourse.widgets.views import (InstantExplorer, LiveTrainer, describe, draw_live_curve, draw_placeholder,
                                      draw_result, error_html, error_widget, make_slider, render_png, show_image)

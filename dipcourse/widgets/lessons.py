@@ -22,14 +22,15 @@ import ipywidgets as widgets
 import numpy as np
 
 from dipcourse import checks
-from dipcourse.config import get_profile, seed_everything
-from dipcourse.dip import SkipNet, fit_dip
+from dipcourse.config import get_profile
+from dipcourse.dip import fit_dip
 from dipcourse.jacobian import fit_along_directions
 from dipcourse.metrics import psnr
 from dipcourse.operators import Identity, RandomMask, measure
 from dipcourse.priors import make_prox
 from dipcourse.solvers import pnp_admm
 from dipcourse.admm import dip_admm_v2
+from dipcourse.remedies import fit_remedy, remedy_colour, remedy_spec
 from dipcourse.runs import Iterate
 from dipcourse.widgets.runner import cache_key
 from dipcourse.widgets.views import InstantExplorer, LiveTrainer, describe, error_widget, make_slider, show_image
@@ -58,15 +59,10 @@ def _linked(sliders, parts, name):
     return box
 
 
-def _fresh_network(net, seed, net_kwargs, channels):
-    """A network to train: a copy of ``net`` (runs train in place; every run must start from the
-    same θ₀), or a new :class:`~dipcourse.dip.SkipNet` seeded by ``seed``, or ``None``."""
-    if net is not None:
-        return copy.deepcopy(net)
-    if net_kwargs is None:
-        return None
-    seed_everything(seed)
-    return SkipNet(**{"out_channels": channels, **net_kwargs})
+def _fresh_network(net):
+    """A copy of ``net`` to train (runs train in place, and every slider value must start from the same θ₀),
+    or ``None``: the run then builds its network from ``net_kwargs`` and its seed."""
+    return None if net is None else copy.deepcopy(net)
 
 
 def draw_dip_run(run, fig):
@@ -147,8 +143,8 @@ def dip_denoising(callback, image, sigma, iters, lr=0.01, seed=0, net=None, net_
     ``measured`` (the noisy image), ``values``."""
     A = Identity(tuple(image.shape))
     b = measure(A, image, sigma, seed=seed)
-    result = fit_dip(A, b, iters, net=_fresh_network(net, seed, net_kwargs, image.shape[0]), lr=lr,
-                     ref=image, seed=seed, callback=callback, progress=False, **fit_kwargs)
+    result = fit_dip(A, b, iters, net=_fresh_network(net), net_kwargs=net_kwargs, lr=lr, ref=image, seed=seed,
+                     callback=callback, progress=False, **fit_kwargs)
     return dict(result=result, measured=b, values=dict(sigma=sigma))
 
 
@@ -158,7 +154,7 @@ def sigma_explorer(image, *, sigma=25 / 255, sigma_max=0.2, iters=None, lr=0.01,
     """Lesson 02: a σ slider → DIP denoising trained live (progress, curve, Stop, cache per σ).
 
     Each run is :func:`dip_denoising` for ``iters`` iterations (default: the profile's), drawn by
-    :func:`draw_dip_run`. The network is a copy of ``net``, or ``SkipNet(**net_kwargs)`` seeded by
+    :func:`draw_dip_run`. The network is a copy of ``net``, or the network of ``net_kwargs`` seeded by
     ``seed``, or (both ``None``) fit_dip's thesis network; every σ starts from the same weights.
     ``initial``: a run for the starting σ (the dict :func:`dip_denoising` returns) to show without
     training. Extra keywords go to :func:`dipcourse.dip.fit_dip`. Slider: ``dipcourse-slider-sigma``;
@@ -188,8 +184,7 @@ def dip_admm_v2_at_rho(callback, A, b, ref, rho, prox, iters, lr=1e-3, seed=0, n
     """Lesson 03's trained part: DIP-ADMM-v2 (Algorithm 2) with penalty ρ. Returns a dict ``result``,
     ``values``."""
     result = dip_admm_v2(A, b, prox, iters, rho=rho, lr=lr, ref=ref, seed=seed,
-                         net=_fresh_network(net, seed, net_kwargs, A.in_shape[0]), callback=callback,
-                         progress=False)
+                         net=_fresh_network(net), net_kwargs=net_kwargs, callback=callback, progress=False)
     return dict(result=result, values=dict(rho=rho))
 
 
@@ -248,7 +243,7 @@ def subspace_fit(callback, U, ref, p, sigma, iters, lr=1e-3, seed=0, net=None, z
     :func:`dipcourse.jacobian.fit_along_directions`) to ``ref`` + noise σ. Returns a dict
     ``result``, ``measured``, ``values``."""
     b = measure(Identity(tuple(ref.shape)), ref, sigma, seed=seed)
-    result = fit_along_directions(b, U, iters, net=_fresh_network(net, seed, None, ref.shape[0]), z=z, lr=lr,
+    result = fit_along_directions(b, U, iters, net=_fresh_network(net), z=z, lr=lr,
                                   ref=ref, seed=seed, p=p, callback=callback, progress=False, **fit_kwargs)
     return dict(result=result, measured=b, values=dict(p=p, sigma=sigma))
 
@@ -262,17 +257,25 @@ def subspace_explorer(U, ref, *, net=None, z=None, p=None, p_max=None, sigma=25 
     each run trains a copy, so all start from that θ₀). The noisy image is ``ref`` + σ noise (seeded).
     ``p`` defaults to k // 2; the p slider runs from 1 to ``p_max`` (default k); a p above k shows
     the module's message in the widget. ``iters`` defaults to the profile's. Sliders:
-    ``dipcourse-slider-p``, ``dipcourse-slider-sigma``; plot: ``dipcourse-plot-subspace``.
+    ``dipcourse-slider-p``, ``dipcourse-slider-sigma``; plot: ``dipcourse-plot-subspace``. With a single
+    direction to fit (``U`` of one column, or ``p_max=1``) there is no p slider: p = 1.
     """
-    checks.image(ref, "ref", "subspace_explorer")
-    k = np.asarray(U).shape[1]
+    where = "subspace_explorer"
+    checks.image(ref, "ref", where)
+    if np.ndim(U) != 2 or np.shape(U)[1] < 1:
+        raise ValueError(f"{where}: U must be an (n, k) array whose k ≥ 1 columns are eigenvectors, got shape "
+                         f"{tuple(np.shape(U))}.")
+    k = np.shape(U)[1]
     p = max(1, k // 2) if p is None else p
-    iters = get_profile().iters if iters is None else checks.iters(iters, "subspace_explorer")
-    sliders = {"p": make_slider("p", p, 1, k if p_max is None else p_max, integer=True,
-                                description="p (directions)"),
-               "sigma": make_slider("sigma", sigma, 0.0, sigma_max, 0.005, description="σ (noise)")}
+    p_max = k if p_max is None else p_max
+    iters = get_profile().iters if iters is None else checks.iters(iters, where)
+    sliders = {"sigma": make_slider("sigma", sigma, 0.0, sigma_max, 0.005, description="σ (noise)")}
+    if p_max == 1:   # a slider needs a range of more than one value
+        checks.integer(p, "p", where, minimum=1, maximum=1, hint="there is one direction to fit")
+    else:
+        sliders = {"p": make_slider("p", p, 1, p_max, integer=True, description="p (directions)"), **sliders}
 
-    def train(callback, p, sigma):
+    def train(callback, sigma, p=p):
         return subspace_fit(callback, U, ref, p, sigma, iters, lr=lr, seed=seed, net=net, z=z, **fit_kwargs)
 
     return LiveTrainer(train, sliders, draw=draw_dip_run, total=iters, initial=initial, refresh_s=refresh_s,
@@ -280,83 +283,6 @@ def subspace_explorer(U, ref, *, net=None, z=None, p=None, p_max=None, sigma=25 
 
 
 # -- lesson 07 ---------------------------------------------------------------------------------
-#
-# A remedy is described by a *spec*: a pair (method, options) or a function sigma -> (method, options), where
-# method names a function of dipcourse.batched.METHODS ("dip" for fit_dip and its remedy options,
-# "admm_v2", "deep_red", ...) and options are its keyword arguments (lr, net_kwargs or net, weight_decay, ...).
-# The lesson writes its remedies as specs once; the runs of the lesson and of the widget are made from them.
-
-def remedy_spec(spec, sigma):
-    """The ``(method, options)`` of a remedy ``spec`` at noise level σ (``spec(sigma)`` when it is a function)."""
-    from dipcourse.batched import METHODS
-
-    made = spec(sigma) if callable(spec) else spec
-    if not (isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], dict)):
-        raise TypeError(f"a remedy is (method, options) or a function sigma -> (method, options); got {made!r}")
-    method, options = made
-    checks.choice(method, "method", "remedy", tuple(METHODS))
-    return method, options
-
-
-def run_method(method, **kwargs):
-    """``METHODS[method](**kwargs)``: one run of one of the course's methods (a worker process's entry point)."""
-    from dipcourse.batched import METHODS
-
-    return METHODS[method](**kwargs)
-
-
-def remedy_call(spec, sigma, A, b, iters, ref=None, seed=0):
-    """The keyword arguments of one run of the remedy ``spec`` on ``b`` (options deep-copied, so a given network
-    is trained as a fresh copy and a stopper starts empty): ``run_method(**remedy_call(...))`` runs it."""
-    method, options = remedy_spec(spec, sigma)
-    return dict(copy.deepcopy(options), method=method, A=A, b=b, iters=iters, ref=ref, seed=seed)
-
-
-def fit_remedy(callback, spec, A, b, iters, sigma, ref=None, seed=0):
-    """One run of the remedy ``spec`` in this process, calling ``callback`` each iteration; a Result."""
-    return run_method(**remedy_call(spec, sigma, A, b, iters, ref=ref, seed=seed), callback=callback, progress=False)
-
-
-def fit_remedies(remedies, ops, bs, iters, sigma, refs=None, seeds=None, names=None, workers=None, progress=True):
-    """Every remedy on every measurement: ``{name: [Result per measurement]}``.
-
-    ``remedies`` maps names to specs (see :func:`remedy_spec`); ``names`` picks some (default all). Run k of
-    each remedy uses ``ops[k]``, ``bs[k]``, ``refs[k]`` and ``seeds[k]`` (default k) — the same seed gives DIP
-    and a remedy built on it the same θ₀ and z. All the runs, of all the remedies, go to one pool of worker
-    processes with one torch thread each (:func:`dipcourse.parallel.run_calls`; ``workers=0``: one after the
-    other here), so two cores stay busy to the end and the numbers do not depend on the thread count.
-    ``iters`` is one number or ``{name: number}``.
-    """
-    names = list(remedies) if names is None else list(names)
-    unknown = [name for name in names if name not in remedies]
-    if unknown:
-        raise ValueError(f"fit_remedies: unknown remedies {unknown}; known: {list(remedies)}")
-    bs = checks.sequence(bs, "bs", "fit_remedies", hint="one measurement per run")
-    ops = checks.sequence(ops, "ops", "fit_remedies", length=len(bs))
-    refs = [None] * len(bs) if refs is None else checks.sequence(refs, "refs", "fit_remedies", length=len(bs))
-    seeds = list(range(len(bs))) if seeds is None else checks.sequence(seeds, "seeds", "fit_remedies", length=len(bs))
-    steps = {name: checks.iters(iters[name] if isinstance(iters, dict) else iters, "fit_remedies") for name in names}
-    calls = [remedy_call(remedies[name], sigma, A, b, steps[name], ref=ref, seed=seed)
-             for name in names for A, b, ref, seed in zip(ops, bs, refs, seeds)]
-    if workers == 0:
-        results = [run_method(**call, progress=progress) for call in calls]
-    else:
-        from dipcourse import parallel
-
-        results = parallel.run_calls(run_method, calls, workers=workers, progress=progress,
-                                     desc=f"{len(names)} remedies × {len(bs)}")
-    count = len(bs)
-    return {name: results[i * count:(i + 1) * count] for i, name in enumerate(names)}
-
-
-REMEDY_COLOURS = ("k", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
-                  "tab:cyan", "tab:blue", "tab:gray")
-
-
-def remedy_colour(names, name):
-    """A fixed colour per remedy (by its place in ``names``), so a remedy keeps its colour in every picture."""
-    names = list(names)
-    return REMEDY_COLOURS[names.index(name) % len(REMEDY_COLOURS)] if name in names else "0.5"
 
 
 def draw_remedies(run, fig, order=None):
