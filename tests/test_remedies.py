@@ -519,6 +519,8 @@ def test_remedies_explorer_shows_precomputed_runs_and_refuses_bad_arguments():
         (lambda: remedies_explorer(ref, {}, iters=2), "non-empty dict"),
         (lambda: remedies_explorer(ref, {"x": ("nope", {})}, iters=2), "method must be one of"),
         (lambda: remedies_explorer(ref, tiny_remedies(), iters=0), "iters must be an integer ≥ 1"),
+        (lambda: remedies_explorer(ref, {**tiny_remedies(), "decay": ("dip", dict(weight_decay=-1.0, net_kwargs=TINY))},
+                                   iters=2), "fit_dip: weight_decay must be"),
     ]:
         widget = build()
         message = widget.children[0]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dipcourse import widgets as W
+from dipcourse.operators import Identity
 from dipcourse.runs import Iterate
 from dipcourse.widgets.runner import Listener, TrainingRunner
 
@@ -449,6 +450,11 @@ def test_runner_stop_is_not_cached_and_failures_are_reported():
     (lambda: W.cs_explorer(tiny_image(3, 16), lam=0.0), "starting value 0.0 lies outside"),
     (lambda: W.subspace_explorer(np.eye(256)[:, :4], tiny_image(), p=9, iters=2), "lies outside"),
     (lambda: W.sigma_explorer(tiny_image(), iters=0), "iters must be an integer ≥ 1"),
+    # training options are tried with one step when the widget is built, not at the first slider move
+    (lambda: W.sigma_explorer(tiny_image(), lr=-1.0, iters=2), "fit_dip: lr must be a finite number > 0"),
+    (lambda: W.sigma_explorer(tiny_image(), iters=2, net_kwargs=dict(nd=[8, True])), "SkipNet: nd[1] must be"),
+    (lambda: W.rho_explorer(Identity((3, 16, 16)), tiny_image(3), tiny_image(3), lr=0.0, dip_iters=2),
+     "dip_admm_v2: lr must be a finite number > 0"),
 ])
 def test_builders_refuse_bad_starting_values_with_a_message_in_the_widget(build, match):
     widget = build()

@@ -50,6 +50,17 @@ def refuses_bad_arguments(name):
     return decorate
 
 
+def _stop_at_once(it):
+    return True
+
+
+def _one_step(train, sliders):
+    """Train one iteration with the sliders' starting values, now: a wrong training option (lr ≤ 0, a network
+    setting that does not fit the image, …) is refused while the widget is built — as a message in the widget —
+    and not only when a slider first moves or Run is pressed."""
+    train(_stop_at_once, **{key: slider.value for key, slider in sliders.items()})
+
+
 def _linked(sliders, parts, name):
     """One box showing ``sliders`` once above several explorers that share them."""
     box = widgets.VBox([widgets.VBox(list(sliders.values())), *parts])
@@ -168,6 +179,7 @@ def sigma_explorer(image, *, sigma=25 / 255, sigma_max=0.2, iters=None, lr=0.01,
         return dip_denoising(callback, image, sigma, iters, lr=lr, seed=seed, net=net, net_kwargs=net_kwargs,
                              **fit_kwargs)
 
+    _one_step(train, sliders)
     return LiveTrainer(train, sliders, draw=draw_dip_run, total=iters, initial=initial, refresh_s=refresh_s,
                        name="dip-sigma", figsize=(10.0, 2.8))
 
@@ -227,6 +239,7 @@ def rho_explorer(A, b, ref, *, rho=1.0, rho_range=(0.01, 100.0), prior="tv", lam
         return dip_admm_v2_at_rho(callback, A, b, ref, rho, prox, dip_iters, lr=lr, seed=seed, net=net,
                                   net_kwargs=net_kwargs)
 
+    _one_step(train, sliders)
     instant = InstantExplorer(compute, draw_rho_run("PnP-ADMM"), sliders, name="pnp-rho",
                               figsize=(7.0, 2.8), show_sliders=False)
     trainer = LiveTrainer(train, sliders, draw=draw_rho_run("DIP-ADMM-v2"), total=dip_iters, initial=initial,
@@ -278,6 +291,7 @@ def subspace_explorer(U, ref, *, net=None, z=None, p=None, p_max=None, sigma=25 
     def train(callback, sigma, p=p):
         return subspace_fit(callback, U, ref, p, sigma, iters, lr=lr, seed=seed, net=net, z=z, **fit_kwargs)
 
+    _one_step(train, sliders)
     return LiveTrainer(train, sliders, draw=draw_dip_run, total=iters, initial=initial, refresh_s=refresh_s,
                        name="subspace", figsize=(10.0, 2.8))
 
@@ -381,6 +395,9 @@ def remedies_explorer(image, remedies, *, shown=None, sigma=25 / 255, sigma_max=
 
     def measured(sigma):
         return measure(A, image, sigma, seed=noise_seed)
+
+    for name in names:         # one iteration each, not cached: a wrong option of any remedy is refused now
+        fit_remedy(_stop_at_once, specs[name], A, measured(sigma), 1, sigma, ref=image, seed=seed)
 
     def todo(sigma, chosen):
         return [name for name in chosen if key(sigma, name) not in done]
