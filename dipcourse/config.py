@@ -58,7 +58,7 @@ def get_profile(name=None):
     name = name or os.environ.get("DIPCOURSE_PROFILE") or "teaching"
     name = name.strip().lower()
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
+        raise ValueError(f"get_profile: unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)} "
                          "(set DIPCOURSE_PROFILE or pass name=...)")
     return PROFILES[name]
 

@@ -78,13 +78,13 @@ def load_image(name, size=128, gray=False):
     """
     names = available_images()
     if not isinstance(name, str) or name not in names:
-        raise ValueError(f"unknown image {name!r}; available images: {', '.join(names)}")
+        raise ValueError(f"load_image: unknown image {name!r}; available images: {', '.join(names)}")
     size = checks.integer(size, "size", "load_image", hint="the side of the square image in pixels")
     gray = checks.flag(gray, "gray", "load_image")
     square = _centre_square(_raw(name))
     largest = square.shape[0]
     if not MIN_SIZE <= size <= largest:
-        raise ValueError(f"size must be between {MIN_SIZE} and {largest} pixels for image "
+        raise ValueError(f"load_image: size must be between {MIN_SIZE} and {largest} pixels for image "
                          f"{name!r} (its centred square is {largest}×{largest}), got {size}")
     if square.ndim == 3 and gray:
         square = skimage.color.rgb2gray(square)
