@@ -478,11 +478,12 @@ def subspace_limit(b, g0, U, p):
     return torch.from_numpy(limit).float().reshape(torch.as_tensor(b).shape)
 
 
-def gradient_descent_residuals(net, z, b, lr, steps, dtype=None):
+def gradient_descent_residuals(net, z, b, lr, steps, dtype=None, progress=False):
     """‖G(θ_t) − b‖ for t = 0 … steps under plain gradient descent θ ← θ − η ∇L(θ) on loss (37).
 
     The real dynamics that (39)–(41) linearise: same network, BatchNorm with batch statistics, fixed
     step ``lr``. Works on a copy; ``net`` is not modified. Returns a NumPy array of ``steps + 1`` norms.
+    ``progress`` shows a bar over the steps.
     """
     f = _NetworkFunction(net, z, dtype, "gradient_descent_residuals")
     checks.tensor(b, "b", "gradient_descent_residuals", shape=f.out_shape,
@@ -492,12 +493,16 @@ def gradient_descent_residuals(net, z, b, lr, steps, dtype=None):
     b = b.detach().to(device=f.device, dtype=f.dtype).reshape(-1)
     params = {name: p.clone() for name, p in f.params.items()}
     norms = []
+    bar = Progress(steps + 1, "gradient descent", checks.flag(progress, "progress", "gradient_descent_residuals"),
+                   unit="steps")
     for _ in range(steps + 1):
         residual, vjp_fn = vjp(f, params)
         residual = residual - b
         norms.append(float(residual.norm()))
         (grad,) = vjp_fn(residual)  # ∇L(θ) = Jᵀ (G(θ) − b)
         params = {name: p - lr * grad[name] for name, p in params.items()}
+        bar.update()
+    bar.close()
     return np.asarray(norms)
 
 
