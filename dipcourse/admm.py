@@ -153,6 +153,14 @@ def ista_x_step(A, b, prox, x, g, u, rho, inner):
     return x
 
 
+def ista_each(run, t, problems, counters, x, g, u, rho, inner):
+    """Line 2 of Algorithm 1 for each image k: ``inner`` ISTA iterations (:func:`ista_x_step`), the result checked
+    by the run at iteration t: a prox passed in that returns NaN or another shape stops the run, by name."""
+    return torch.stack([run.check_output(t, k, "the x-step's prox(v, rho)", ista_x_step(p.A, p.b, c, xk, gk, uk, rho,
+                                                                                          inner), xk)
+                        for k, (p, c, xk, gk, uk) in enumerate(zip(problems, counters, x, g, u))])
+
+
 def dip_admm_v1(A, b, prox, iters, rho=1.0, inner=5, lr=1e-3, ref=None, seed=0, net=None, z=None,
                 callback=None, progress=True, device=None, net_kwargs=None, snapshots=()):
     """DIP-ADMM-v1 (Algorithm 1) on problem (24), with the augmented Lagrangian (27)
@@ -209,8 +217,7 @@ def admm_v1_steps(problems, networks, seeds, prox, *, iters, rho, inner, lr, cal
     x = g.detach().clone()             # x_0 = G(θ_0)
     u = torch.zeros_like(x)            # u_0 = 0
     for t in run:
-        x = torch.stack([ista_x_step(p.A, p.b, c, xk, gk, uk, rho, inner)                    # line 2
-                         for p, c, xk, gk, uk in zip(problems, counters, x, g.detach(), u)])
+        x = ista_each(run, t, problems, counters, x, g.detach(), u, rho, inner)              # line 2
         theta_step(optimizer, 0.5 * rho * torch.sum((x - g + u) ** 2))                      # line 3
         g = networks()
         u = u + (x - g.detach())                                                             # line 4

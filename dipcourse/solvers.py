@@ -109,6 +109,7 @@ def _proximal_gradient(name, A, b, prox, iters, x0, ref, reg, progress, callback
     for k in run:
         gradient = A.normal(y) - AtB                     # ∇f(y) = Aᵀ(Ay − b)
         x_next = prox(y - gradient / L, L)               # eq. (4): prox_{βR}(y − β∇f(y)), β = 1/L
+        run.check_output(k, 0, "prox(v, rho)", x_next, y)
         if accelerate:
             t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0
             y = x_next + ((t - 1.0) / t_next) * (x_next - x)
@@ -331,6 +332,7 @@ def pnp_admm(A, b, prox, rho=1.0, iters=100, ref=None, x0=None, reg=None, progre
     u = torch.zeros_like(y)
     for t in run:
         x = prox(y - u, rho)                                      # line 2
+        run.check_output(t, 0, "prox(v, rho)", x, y)
         y = A.solve_regularized(AtB + rho * (x + u), rho)         # line 3
         u = u + (x - y)                                           # line 4
         if run.record(t, [x], state={"y": y, "u": u}, loss=objective(A, b, x, R),

@@ -507,7 +507,17 @@ def _nan_from_the_second_call():
      ValueError, r"^red_gradient: denoiser\(x\) must be a tensor of shape \(3, 16, 16\)"),
     (lambda A, b, ref: priors.red_gradient(ref, lambda x: x * math.nan),
      ValueError, r"^red_gradient: denoiser\(x\) has 768 NaN"),
-], ids=["v2 nan", "v2 shape", "v2 numpy", "deep_red nan", "deep_red shape", "red_gradient shape", "red_gradient nan"])
+    (lambda A, b, ref: solvers.fista(A, b, lambda v, rho: v[:1], 3), ValueError,
+     r"^FISTA, iteration 1: prox\(v, rho\) must be a tensor of shape \(3, 16, 16\)"),
+    (lambda A, b, ref: solvers.ista(A, b, lambda v, rho: v * math.nan, 3), DivergedError,
+     r"^ISTA diverged at iteration 1: prox\(v, rho\) became NaN"),
+    (lambda A, b, ref: solvers.pnp_admm(A, b, lambda v, rho: v[:1], iters=3), ValueError,
+     r"^PnP-ADMM, iteration 1: prox\(v, rho\) must be a tensor of shape \(3, 16, 16\)"),
+    (lambda A, b, ref: admm.dip_admm_v1(A, b, lambda v, rho: v * math.nan, 3, inner=1, ref=ref, net_kwargs=NET,
+                                        progress=False),
+     DivergedError, r"^DIP-ADMM-v1 diverged at iteration 1: the x-step's prox\(v, rho\) became NaN"),
+], ids=["v2 nan", "v2 shape", "v2 numpy", "deep_red nan", "deep_red shape", "red_gradient shape", "red_gradient nan",
+        "fista shape", "ista nan", "pnp shape", "v1 nan"])
 def test_a_prox_or_denoiser_that_returns_nan_or_another_shape_stops_the_run_by_name(call, error, match):
     with pytest.raises(error, match=match):
         call(*problem())
