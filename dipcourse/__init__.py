@@ -3,8 +3,8 @@
 Each module holds one idea of the thesis: ``operators`` (the forward models of eq. 1),
 ``priors`` (TV, L1, denoisers as proximal operators), ``solvers`` (ISTA, FISTA, PnP-ADMM),
 ``networks`` (the untrained networks), ``dip`` (DIP and its remedies), ``admm`` (Algorithms 1 and 2,
-DeepRED), ``jacobian`` (the spectrum of J Jᵀ, §5), ``claims`` (how a lesson states what it shows) and
-``widgets`` (the sliders of the lessons). Around them: ``checks`` (input checks), ``runs`` (the loop
+DeepRED), ``jacobian`` (the spectrum of J Jᵀ, §5), ``remedies`` (lesson 07's remedies side by side),
+``claims`` (how a lesson states what it shows) and ``widgets`` (the sliders of the lessons). Around them: ``checks`` (input checks), ``runs`` (the loop
 bookkeeping and callback protocol), ``training`` (what DIP-style runs share), ``batched`` and
 ``parallel`` (many runs at once), ``result``, ``config``, ``data``, ``metrics``, ``plotting``.
 """

@@ -154,10 +154,13 @@ def ista_x_step(A, b, prox, x, g, u, rho, inner):
 
 
 def ista_each(run, t, problems, counters, x, g, u, rho, inner):
-    """Line 2 of Algorithm 1 for each image k: ``inner`` ISTA iterations (:func:`ista_x_step`), the result checked
-    by the run at iteration t: a prox passed in that returns NaN or another shape stops the run, by name."""
-    return torch.stack([run.check_output(t, k, "the x-step's prox(v, rho)", ista_x_step(p.A, p.b, c, xk, gk, uk, rho,
-                                                                                          inner), xk)
+    """Line 2 of Algorithm 1 for each image k: ``inner`` ISTA iterations (:func:`ista_x_step`). Every prox call
+    is checked by the run at iteration t, so a prox passed in that returns NaN or another shape stops the run
+    by name, at the call that went wrong."""
+    def checked(k, counter):
+        return lambda v, L: run.check_output(t, k, "the x-step's prox(v, rho)", counter(v, L), v)
+
+    return torch.stack([ista_x_step(p.A, p.b, checked(k, c), xk, gk, uk, rho, inner)
                         for k, (p, c, xk, gk, uk) in enumerate(zip(problems, counters, x, g, u))])
 
 
@@ -346,13 +349,10 @@ def deep_red(A, b, denoiser, iters, lam=1.0, rho=1.0, inner=1, refresh_every=10,
     problem = Problem.checked(where, A, b, ref)
     options = admm_options(where, iters=iters, lr=lr, seed=seed, callback=callback, progress=progress,
                            snapshots=snapshots, rho=rho)
-    lam = checks.positive(lam, "lam", where, hint="RED's weight λ of eq. (12)")
-    inner = checks.integer(inner, "inner", where, minimum=1, hint="fixed-point steps per x-step")
-    refresh_every = checks.integer(refresh_every, "refresh_every", where, minimum=1)
     denoiser = resolve_prox(denoiser, where, "denoiser", arguments=1,
                             hint="pass f(x), a denoiser, or a prior's name such as 'nlm'")
-    prox = red_prox(denoiser, lam=lam, inner=inner, refresh_every=refresh_every)
+    prox = red_prox(denoiser, lam=lam, inner=inner, refresh_every=refresh_every, where=where)
     networks = single_network(where, problem, net, z, seed, device, net_kwargs)
     return admm_v2_steps([problem], networks, [seed], prox, name="DeepRED", **options,
-                         params=dict(lam=lam, inner=inner, refresh_every=refresh_every),
+                         params={key: prox.params[key] for key in ("lam", "inner", "refresh_every")},
                          prox_name="RED's x-step with the denoiser")[0]

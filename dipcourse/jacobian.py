@@ -493,16 +493,20 @@ def gradient_descent_residuals(net, z, b, lr, steps, dtype=None, progress=False)
     b = b.detach().to(device=f.device, dtype=f.dtype).reshape(-1)
     params = {name: p.clone() for name, p in f.params.items()}
     norms = []
-    bar = Progress(steps + 1, "gradient descent", checks.flag(progress, "progress", "gradient_descent_residuals"),
+    bar = Progress(steps, "gradient descent", checks.flag(progress, "progress", "gradient_descent_residuals"),
                    unit="steps")
-    for _ in range(steps + 1):
-        residual, vjp_fn = vjp(f, params)
-        residual = residual - b
-        norms.append(float(residual.norm()))
-        (grad,) = vjp_fn(residual)  # ∇L(θ) = Jᵀ (G(θ) − b)
-        params = {name: p - lr * grad[name] for name, p in params.items()}
-        bar.update()
-    bar.close()
+    try:
+        for step in range(steps + 1):
+            residual, vjp_fn = vjp(f, params)
+            residual = residual - b
+            norms.append(float(residual.norm()))
+            if step == steps:       # the last residual needs no step after it
+                break
+            (grad,) = vjp_fn(residual)  # ∇L(θ) = Jᵀ (G(θ) − b)
+            params = {name: p - lr * grad[name] for name, p in params.items()}
+            bar.update()
+    finally:
+        bar.close()
     return np.asarray(norms)
 
 

@@ -8,6 +8,7 @@ Every network here can say which input it takes (``input_shape(height, width)``)
 (``make_input(height, width, seed)``), so the training code (:mod:`dipcourse.training`) builds any of
 them the same way.
 """
+import numpy as np
 import torch
 from torch import nn
 
@@ -82,8 +83,11 @@ class _Level(nn.Module):
 
 
 def _channels(value, name, minimum):
-    """A SkipNet setting of one channel count per level (``nd``, ``nu``, ``ns``) as a list of integers."""
+    """A SkipNet setting of one channel count per level (``nd``, ``nu``, ``ns``) as a list of integers; a 1-D
+    NumPy array such as ``np.full(5, 16)`` is taken as its list."""
     hint = f"{name} holds one channel count per level, e.g. [16, 32, 64, 128, 128]"
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
     return [checks.integer(c, f"{name}[{i}]", "SkipNet", minimum=minimum, hint=hint)
             for i, c in enumerate(checks.sequence(value, name, "SkipNet", hint=hint))]
 
@@ -322,7 +326,7 @@ def build_network(out_channels, in_channels=32, kind="skip", **settings):
     ``kind="skip"`` (default): ``SkipNet(in_channels, out_channels, **settings)``, the thesis network when
     ``settings`` is empty. ``kind="deep decoder"``: ``DeepDecoder(out_channels, **settings)``, whose input has
     ``channels`` channels (``in_channels`` does not apply). Built from settings, a run's network is drawn from
-    the run's seed like DIP's — a network passed in ready-made keeps whatever weights it was given.
+    the run's seed like DIP's; a network passed in ready-made starts from the weights it was given.
     """
     checks.choice(kind, "kind", "the network settings (net_kwargs)", tuple(ARCHITECTURES))
     if kind == "deep decoder":

@@ -14,11 +14,13 @@ e.g. :func:`dipcourse.dip.fit_dip`) and their arguments picklable — a lambda d
 neither, so callbacks are not allowed here.
 """
 import atexit
+import contextlib
 import multiprocessing
 import os
 import pickle
 import queue
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
@@ -69,6 +71,21 @@ def _call(function, kwargs, index):
     if reporter.pending:
         _WORKER["queue"].put(reporter.pending)
     return result
+
+
+@contextlib.contextmanager
+def _workers_born_deaf_to_ctrl_c():
+    """Ignore SIGINT in this process while the pool starts its workers, which inherit that: a worker still
+    importing torch (seconds, before :func:`_start_worker` runs) is then safe from a Ctrl-C too. Only the main
+    thread may change signal handlers; elsewhere the workers rely on :func:`_start_worker` alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _executor(workers):
@@ -133,7 +150,8 @@ def run_calls(function, calls, workers=None, desc="runs", progress=True, iterati
         sum(checks.iters(kwargs["iters"], "run_calls") if "iters" in kwargs else 0 for kwargs in calls)
     executor, progress_queue = _executor(workers)
     bar = Progress(total, desc, progress)
-    futures = [executor.submit(_call, function, kwargs, index) for index, kwargs in enumerate(calls)]
+    with _workers_born_deaf_to_ctrl_c():
+        futures = [executor.submit(_call, function, kwargs, index) for index, kwargs in enumerate(calls)]
     try:
         while not all(future.done() for future in futures):
             try:

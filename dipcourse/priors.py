@@ -443,7 +443,7 @@ def _denoised(denoiser, x, where, finite=True):
                          hint="a denoiser maps an image to an image of the same shape")
 
 
-def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
+def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10, where="red_prox"):
     """RED's x-step as a ``prox(v, rho)`` callable: fixed-point iterations on
 
         min_x (λ/2) xᵀ(x − f(x)) + (ρ/2)‖x − v‖²,   whose optimality condition λ(x − f(x)) + ρ(x − v) = 0
@@ -465,11 +465,12 @@ def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
         lam: λ of eq. (12)/(21), > 0 (DeepRED's code: β = 0.5 for denoising; lesson 07 uses 1).
         inner: fixed-point steps per call (≥ 1).
         refresh_every: recompute f every this many steps (≥ 1; 1 = always fresh).
+        where: the function its messages name (:func:`dipcourse.admm.deep_red` passes its own name).
     """
-    lam = checks.positive(lam, "lam", "red_prox")
-    inner = checks.integer(inner, "inner", "red_prox", minimum=1, hint="fixed-point steps per x-step")
-    refresh_every = checks.integer(refresh_every, "refresh_every", "red_prox", minimum=1)
-    checks.function(denoiser, "denoiser", "red_prox", hint="f(x) maps an image to its denoised version",
+    lam = checks.positive(lam, "lam", where, hint="RED's weight λ of eq. (12)")
+    inner = checks.integer(inner, "inner", where, minimum=1, hint="fixed-point steps per x-step")
+    refresh_every = checks.integer(refresh_every, "refresh_every", where, minimum=1)
+    checks.function(denoiser, "denoiser", where, hint="f(x) maps an image to its denoised version",
                     arguments=1)
     state = {"x": None, "f": None, "calls": 0}
 
@@ -478,7 +479,7 @@ def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
         for _ in range(inner):
             if state["f"] is None or state["f"].shape != v.shape or state["calls"] % refresh_every == 0:
                 # a NaN in f(x) is left to the run, which stops as diverged at this iteration
-                state["f"] = _denoised(denoiser, x, "red_prox", finite=False)
+                state["f"] = _denoised(denoiser, x, where, finite=False)
             state["calls"] += 1
             x = (lam * state["f"] + rho * v) / (lam + rho)
         state["x"] = x
@@ -486,7 +487,7 @@ def red_prox(denoiser, lam=1.0, inner=1, refresh_every=10):
 
     settings = dict(lam=lam, inner=inner, refresh_every=refresh_every)
     return Prox("red", dict(settings, denoiser=getattr(denoiser, "name", repr(denoiser))), prox,
-                recipe=(red_prox, dict(settings, denoiser=denoiser)))
+                recipe=(red_prox, dict(settings, denoiser=denoiser, where=where)))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -195,7 +195,9 @@ class Run:
         checks.tensor(value, name, f"{self.name}, iteration {t}{self._which(k)}", shape=like.shape, finite=False,
                       hint="the function must return an image of its input's shape")
         if not bool(torch.isfinite(value).all()):
-            self._diverged(t, k, [name], "Its input was finite, so look at the function and its settings.")
+            hint = "Its input was finite, so look at the function and its settings." if bool(
+                torch.isfinite(like).all()) else self.hint
+            self._diverged(t, k, [name], hint)
         return value
 
     def _check_finite(self, t, k, image, row):

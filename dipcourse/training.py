@@ -118,25 +118,34 @@ JITTER_SIZE = 2.0 ** -20   # relative: 8 units in the last place of float32
 
 
 def rounding_jitter(net, seed, draw=None):
-    """Move every weight of ``net`` by a few float32 rounding units when ``$DIPCOURSE_ROUNDING_JITTER`` is set.
+    """Move every weight of ``net``, in place, by a relative 2⁻²⁰ when ``$DIPCOURSE_ROUNDING_JITTER`` is set.
 
     For authors, not students: a lesson's claim about a training run must hold on every student's machine,
     and another CPU (AMD or Intel) or thread count sums in another order, rounds differently, and after a
     few dozen iterations its DIP trajectory has parted from ours by tenths of a dB. One machine cannot run
     the others' paths, but it can run the same seed from slightly different starting weights:
     θ₀ ← θ₀·(1 + 2⁻²⁰·u), u ~ U(−1, 1), drawn from ``draw`` (default ``$DIPCOURSE_ROUNDING_JITTER``) and the
-    run's ``seed``. Each draw is one more "machine"; the course runner's ``--jitter`` runs a lesson under
-    several and reports every claim's worst margin (``python -m dipcourse.authoring.course spread``).
+    run's ``seed`` — 8 float32 rounding units at most (in float64 it is far more than rounding, and still a
+    tiny start); weights that start at exactly 0 (BatchNorm's shifts) stay 0, as they would on any machine. :func:`prepare_network` applies it to the network of every training run, built or given;
+    networks a notebook builds for other uses (the Jacobian's spectrum of lessons 05 and 06) are not
+    jittered. Each draw is one more "machine"; the course runner's ``--jitter`` runs a lesson under several
+    and ``python -m dipcourse.authoring.course spread`` reports every claim's worst margin.
     Unset (the default) or ``0``, nothing changes.
     """
     if draw is None:
         text = os.environ.get(JITTER_VARIABLE, "").strip() or "0"
-        if not text.isdigit():
+        if not (text.isascii() and text.isdecimal()):
             raise ValueError(f"${JITTER_VARIABLE} must be a whole number ≥ 0 (0 or unset: no jitter), got {text!r}")
         draw = int(text)
     draw = checks.integer(draw, "draw", "rounding_jitter", minimum=0)
     if draw == 0:
         return net
+    generator = torch.Generator().manual_seed((1_000_003 * draw + int(seed)) % 2 ** 64)
+    with torch.no_grad():
+        for weight in net.parameters():
+            u = torch.rand(weight.shape, generator=generator, dtype=torch.float64) * 2 - 1
+            weight.mul_((1 + JITTER_SIZE * u).to(device=weight.device, dtype=weight.dtype))
+    return net
     generator = torch.Generator().manual_seed(1_000_003 * draw + int(seed))
     with torch.no_grad():
         for weight in net.parameters():

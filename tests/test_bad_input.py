@@ -502,7 +502,7 @@ def _nan_from_the_second_call():
                                      progress=False),
      DivergedError, r"^DeepRED diverged at iteration 2: RED's x-step with the denoiser became NaN"),
     (lambda A, b, ref: admm.deep_red(A, b, lambda x: x[:1], 3, ref=ref, net_kwargs=NET, progress=False),
-     ValueError, r"^red_prox: denoiser\(x\) must be a tensor of shape \(3, 16, 16\)"),
+     ValueError, r"^deep_red: denoiser\(x\) must be a tensor of shape \(3, 16, 16\)"),
     (lambda A, b, ref: priors.red_gradient(ref, lambda x: x.mean()),
      ValueError, r"^red_gradient: denoiser\(x\) must be a tensor of shape \(3, 16, 16\)"),
     (lambda A, b, ref: priors.red_gradient(ref, lambda x: x * math.nan),
@@ -516,8 +516,10 @@ def _nan_from_the_second_call():
     (lambda A, b, ref: admm.dip_admm_v1(A, b, lambda v, rho: v * math.nan, 3, inner=1, ref=ref, net_kwargs=NET,
                                         progress=False),
      DivergedError, r"^DIP-ADMM-v1 diverged at iteration 1: the x-step's prox\(v, rho\) became NaN"),
+    (lambda A, b, ref: admm.dip_admm_v1(A, b, lambda v, rho: v[:1], 3, ref=ref, net_kwargs=NET, progress=False),
+     ValueError, r"^DIP-ADMM-v1, iteration 1: the x-step's prox\(v, rho\) must be a tensor of shape \(3, 16, 16\)"),
 ], ids=["v2 nan", "v2 shape", "v2 numpy", "deep_red nan", "deep_red shape", "red_gradient shape", "red_gradient nan",
-        "fista shape", "ista nan", "pnp shape", "v1 nan"])
+        "fista shape", "ista nan", "pnp shape", "v1 nan", "v1 shape"])
 def test_a_prox_or_denoiser_that_returns_nan_or_another_shape_stops_the_run_by_name(call, error, match):
     with pytest.raises(error, match=match):
         call(*problem())

@@ -48,13 +48,14 @@ def test_no_lessons_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert "no lessons found" in capsys.readouterr().err
 
 
-def _claims_run(threads, jitter, values, lessons=("01_a", "02_b")):
+def _claims_run(threads, jitter, values, lessons=("01_a", "02_b"), profile="quick"):
     from dipcourse.claims import Claims
 
     run = []
     for lesson in lessons:
-        claims = Claims(lesson, profile="quick")
+        claims = Claims(lesson, profile=profile)
         claims.at_most("gap", values[lesson], bound=1.0, unit="dB", statistic="mean")
+        claims.at_least("gain", [2.0 - v for v in values[lesson]], bound=0.5, statistic="mean")
         block = claims.as_dict()
         block.update(threads=threads, jitter=jitter)
         run.append(block)
@@ -67,11 +68,17 @@ def test_spread_reports_each_claims_worst_margin_over_runs(tmp_path, capsys):
     runs = [_claims_run(1, 0, {"01_a": [0.2, 0.4], "02_b": [0.5]}),
             _claims_run(2, 3, {"01_a": [0.7], "02_b": [0.9, 1.5]}),
             _claims_run(2, 4, {"01_a": [0.1]}, lessons=("01_a",))]          # lesson 02 failed before its Checks
-    table = course.spread_table(runs)
-    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| 0")}
-    assert "torch threads: 1, 2; jitter draws: 0, 3, 4" in table
-    assert "0.1 … 0.7 dB | +0.3 | 3/3 |" in rows["01_a"]                   # worst margin 1 − 0.7
-    assert "| -inf | 1/3 **NO** |" in rows["02_b"]                          # failed in one run, missing in one
+    table, failed = course.spread_table(runs)
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in table.splitlines()
+            if line.startswith("| 0")}
+    assert "torch threads: 1, 2; jitter draws: 0, 3, 4" in table and failed == 2
+    assert "0.1 … 0.7 dB | +0.3 | 3/3 |" in rows["01_a", "gap"]               # worst margin 1 − 0.7
+    assert "1.3 … 1.9  | +0.8 | 3/3 |" in rows["01_a", "gain"]                # at least: 1.3 − 0.5
+    assert "| -inf | 1/3 **NO** |" in rows["02_b", "gap"]                     # failed in one run, missing in one
+    broken = _claims_run(1, 5, {"01_a": [0.2], "02_b": [0.5]})
+    broken[0]["claims"][0].update(value="nan", margin="nan", holds=False)     # a ratio that went 0/0
+    table, failed = course.spread_table([runs[0], broken])
+    assert "| -inf | 1/2 **NO** |" in [line for line in table.splitlines() if "| 01_a | gap |" in line][0]
     paths = []
     for k, run in enumerate(runs):
         paths.append(tmp_path / f"claims{k}.json")
@@ -79,5 +86,8 @@ def test_spread_reports_each_claims_worst_margin_over_runs(tmp_path, capsys):
     assert course.main(["spread", *map(str, paths[:1]), "--out", str(tmp_path / "spread.md")]) == 0
     assert course.main(["spread", *map(str, paths)]) == 1
     assert [line[:6] for line in (tmp_path / "spread.md").read_text().splitlines() if line.startswith("| 0")] == \
-        ["| 01_a", "| 02_b"]
-    capsys.readouterr()
+        ["| 01_a", "| 01_a", "| 02_b", "| 02_b"]
+    (tmp_path / "teaching.json").write_text(json.dumps(_claims_run(2, 0, {"01_a": [0.1], "02_b": [0.1]},
+                                                                   profile="teaching")))
+    assert course.main(["spread", str(paths[0]), str(tmp_path / "teaching.json")]) == 2
+    assert "different profiles" in capsys.readouterr().err

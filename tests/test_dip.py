@@ -399,14 +399,23 @@ def test_rounding_jitter_moves_every_weight_by_a_few_rounding_units(monkeypatch)
         net, _ = prepare_network((3, 16, 16), seed=2, **small_net())
         return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
 
+    def tensors_moved(draw):
+        monkeypatch.setenv(JITTER_VARIABLE, draw)
+        jittered, _ = prepare_network((3, 16, 16), seed=2, **small_net())
+        monkeypatch.delenv(JITTER_VARIABLE)
+        plain_net, _ = prepare_network((3, 16, 16), seed=2, **small_net())
+        return [not torch.equal(a, b) for a, b in zip(jittered.parameters(), plain_net.parameters()) if b.any()]
+
+    assert all(tensors_moved("1"))                           # kernels, biases and BatchNorm scales alike
     plain, off, first, again, second = weights(), weights("0"), weights("1"), weights("1"), weights("2")
     assert torch.equal(plain, off)                           # unset or 0: nothing changes
     assert torch.equal(first, again)                         # a draw is reproducible
     assert not torch.equal(first, second)                    # and each draw is another "machine"
     moved = (first - plain).abs() / plain.abs().clamp_min(1e-30)
     assert 0 < moved.max() <= JITTER_SIZE + 2.0 ** -23 and (first != plain).float().mean() > 0.5   # + float32 rounding
-    monkeypatch.setenv(JITTER_VARIABLE, "one")
     with pytest.raises(ValueError, match="DIPCOURSE_ROUNDING_JITTER must be a whole number"):
         weights("one")
+    with pytest.raises(ValueError, match="DIPCOURSE_ROUNDING_JITTER must be a whole number"):
+        weights("²")
     with pytest.raises(ValueError, match="rounding_jitter: draw must be an integer ≥ 0"):
         rounding_jitter(SkipNet(**small_net()), 0, draw=-1)

@@ -552,5 +552,8 @@ def test_the_summary_of_the_remedies_is_computed_from_their_histories(capsys):
     print_summary(rows)
     printed = capsys.readouterr().out
     assert "(means over 2 images)" in printed and printed.count("\n") == 3
+    sgld_row = printed.splitlines()[2].split()
+    assert sgld_row[0] == "SGLD" and float(sgld_row[3]) == pytest.approx(np.mean(rows["SGLD"]["final"]), abs=0.006)
+    assert float(sgld_row[5]) == pytest.approx(np.mean(rows["SGLD"]["estimate"]), abs=0.006)
     with pytest.raises(ValueError, match="summarise: runs\\['DIP'\\] must be a list of 1 entries"):
         summarise(runs, [ref])

@@ -265,16 +265,19 @@ def test_run_calls_survives_an_interrupted_cell(monkeypatch):
 
     A = Identity((3, 8, 8))
     b = measure(A, torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0)), 0.1, seed=0)
-    call = dict(A=A, b=b, prox=make_prox("l1", lam=0.01), iters=4000)
-    original = Progress.update
+    call = dict(A=A, b=b, prox=make_prox("l1", lam=0.01), iters=10 ** 7)     # minutes, unless stopped
+    original, workers = Progress.update, []
 
     def interrupted(self, n=1):
+        workers.extend(parallel._POOL["executor"]._processes.values())   # the runs are under way now
         raise KeyboardInterrupt
 
+    parallel.shutdown()
     monkeypatch.setattr(Progress, "update", interrupted)
     with pytest.raises(KeyboardInterrupt):
         parallel.run_calls(ista, [call, call], workers=2)
-    assert parallel._POOL["executor"] is None          # the interrupted runs were stopped with their pool
+    assert parallel._POOL["executor"] is None and len(workers) == 2
+    assert all(process.exitcode == -signal.SIGTERM for process in workers)   # stopped, not waited for
     monkeypatch.setattr(Progress, "update", original)
     quick = dict(call, iters=5)
     first = parallel.run_calls(ista, [quick, quick], workers=2, progress=False)

@@ -10,8 +10,9 @@ each ``notebooks/NN_*.ipynb`` top to bottom in a fresh kernel with ``DIPCOURSE_P
 
 A cell error fails loudly: the error is printed, the remaining lessons still run, and the exit status is 1.
 ``--threads N`` runs the kernels with ``OMP_NUM_THREADS=N`` (the claims must hold at 1 and at 2).
-``--jitter K`` runs them with ``DIPCOURSE_ROUNDING_JITTER=K``: every network starts a few rounding units away
-from its seeded weights (:func:`dipcourse.training.rounding_jitter`), as if the course ran on another machine.
+``--jitter K`` runs them with ``DIPCOURSE_ROUNDING_JITTER=K``: the network of every training run starts a few
+rounding units away from its seeded weights (:func:`dipcourse.training.rounding_jitter`), as if the course ran
+on another machine.
 
 ``python -m dipcourse.authoring.course spread RUN/claims.json ...`` reads the claims of several runs (thread
 counts, jitters, machines) and writes one table: each claim's values over the runs and its **worst margin** —
@@ -20,6 +21,7 @@ the number that says whether a claim will hold on a student's machine, not just 
 instructors refresh the committed outputs (``make refresh`` does it with the teaching profile).
 """
 import json
+import math
 import os
 import pathlib
 import sys
@@ -143,14 +145,21 @@ def claims_table(collected, profile):
 def spread_table(runs):
     """Markdown: every claim of several runs of the course, its values over the runs and its worst margin.
 
-    ``runs`` is a list of the runs' collected claims (the content of their ``claims.json``). A claim is matched
-    by lesson and name; a lesson missing from a run (it failed before its Checks) counts as a failure there.
+    ``runs`` is a list of the runs' collected claims (the content of their ``claims.json``), all of one profile.
+    A claim is matched by lesson and name; a lesson missing from a run (it failed before its Checks) and a
+    non-finite margin (a broken ratio) count as failures there. Returns ``(table, failed)``, ``failed`` being
+    the number of claims that did not hold in every run.
     """
+    profiles = {lesson.get("profile") for run in runs for lesson in run}
+    if len(profiles) > 1:
+        raise ValueError(f"course spread: the runs are of different profiles ({', '.join(map(str, sorted(profiles)))}); "
+                         "compare runs of one profile")
+
     def kinds(field):
         return ", ".join(sorted({str(lesson.get(field, 0)) for run in runs for lesson in run}))
 
-    lines = [f"{len(runs)} runs — torch threads: {kinds('threads')}; jitter draws: {kinds('jitter')}; "
-             f"machines: {kinds('machine')}.", "",
+    lines = [f"{len(runs)} runs — profile {', '.join(map(str, profiles))}; torch threads: {kinds('threads')}; "
+             f"jitter draws: {kinds('jitter')}; machines: {kinds('machine')}.", "",
              "| lesson | claim | bound | values over the runs (min … max) | worst margin | holds |",
              "|---|---|---:|---|---:|---|"]
     found = {}   # (lesson, claim name) -> {run index: claim}, in the order the claims first appear
@@ -158,28 +167,35 @@ def spread_table(runs):
         for lesson in run:
             for claim in lesson["claims"]:
                 found.setdefault((lesson["lesson"], claim["name"]), {})[index] = claim
+    failed = 0
     for key, seen in found.items():
         first = next(iter(seen.values()))
         values = [float(c["value"]) for c in seen.values()]
-        margins = [float(c["margin"]) for c in seen.values()]
+        margins = [float(c["margin"]) if math.isfinite(float(c["margin"])) else -math.inf for c in seen.values()]
         held = sum(bool(c["holds"]) for c in seen.values())
-        worst = min(margins) if len(seen) == len(runs) else float("-inf")
-        unit = first.get("unit", "")
+        worst = min(margins) if len(seen) == len(runs) else -math.inf
+        failed += held < len(runs)
         lines.append(f"| {key[0]} | {key[1]} | {first['direction']} {float(first['bound']):g} | "
-                     f"{min(values):.4g} … {max(values):.4g} {unit} | {worst:+.3g} | "
+                     f"{min(values):.4g} … {max(values):.4g} {first.get('unit', '')} | {worst:+.3g} | "
                      f"{held}/{len(runs)}{'' if held == len(runs) else ' **NO**'} |")
-    return "\n".join(lines) + "\n"
+    counts = [sum(len(lesson["claims"]) for lesson in run) for run in runs]
+    lines += ["", f"Claims per run: {', '.join(map(str, counts))}; {failed} of {len(found)} did not hold in every run."]
+    return "\n".join(lines) + "\n", failed
 
 
 def spread_command(paths, out=None):
     """``course spread``: print (and write to ``out``) :func:`spread_table` of the runs; exit status 1 if a claim
     failed in any run."""
     runs = [json.loads(pathlib.Path(path).read_text()) for path in paths]
-    table = spread_table(runs)
+    try:
+        table, failed = spread_table(runs)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(table)
     if out:
         pathlib.Path(out).write_text(table)
-    return 1 if "**NO**" in table else 0
+    return 1 if failed else 0
 
 
 def main(argv=None):

@@ -37,14 +37,15 @@ from dipcourse.widgets.views import InstantExplorer, LiveTrainer, describe, erro
 
 
 def refuses_bad_arguments(name):
-    """Decorate a builder so that a ``ValueError``/``TypeError`` from its arguments becomes a widget that
+    """Decorate a builder so that a bad argument — a ``ValueError``/``TypeError``, or a training option whose
+    first step diverges (``DivergedError``) or fails inside torch (``RuntimeError``) — becomes a widget that
     shows the message (CSS class ``dipcourse-message``) in the lesson, instead of a traceback."""
     def decorate(builder):
         @functools.wraps(builder)
         def build(*args, **kwargs):
             try:
                 return builder(*args, **kwargs)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, FloatingPointError, RuntimeError) as exc:
                 return error_widget(exc, name)
         return build
     return decorate
@@ -370,8 +371,6 @@ def remedies_explorer(image, remedies, *, shown=None, sigma=25 / 255, sigma_max=
     unknown = [name for name in shown if name not in remedies]
     if unknown:
         raise ValueError(f"remedies_explorer: shown names {unknown} are not among the remedies {names}")
-    for name in names:
-        remedy_spec(remedies[name], sigma)               # a malformed spec fails here, not at the first run
     iters = get_profile().iters if iters is None else checks.iters(iters, "remedies_explorer")
     seed = checks.seed(seed, "remedies_explorer")
     noise_seed = seed if noise_seed is None else checks.seed(noise_seed, "remedies_explorer", "noise_seed")
@@ -396,8 +395,11 @@ def remedies_explorer(image, remedies, *, shown=None, sigma=25 / 255, sigma_max=
     def measured(sigma):
         return measure(A, image, sigma, seed=noise_seed)
 
-    for name in names:         # one iteration each, not cached: a wrong option of any remedy is refused now
-        fit_remedy(_stop_at_once, specs[name], A, measured(sigma), 1, sigma, ref=image, seed=seed)
+    for name in names:         # one iteration each, not cached: a wrong option is refused now, not at Run
+        if key(sigma, name) in done:
+            remedy_spec(specs[name], sigma)
+        else:
+            fit_remedy(_stop_at_once, specs[name], A, measured(sigma), 1, sigma, ref=image, seed=seed)
 
     def todo(sigma, chosen):
         return [name for name in chosen if key(sigma, name) not in done]
