@@ -78,6 +78,24 @@ def default_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def shown(value):
+    """A setting as the table shows it: a float that is a whole number of grey levels but has no short
+    decimal form as k/255 (the thesis's notation for noise levels: 25/255, not 0.0980392…), other floats
+    in their shortest form, a dict as ``key = value`` pairs, lists and tuples element by element."""
+    if isinstance(value, float):
+        text = repr(value)
+        if len(text) > 6 and abs(value * 255 - round(value * 255)) < 1e-9:
+            return f"{round(value * 255)}/255"
+        return text if len(text) <= 8 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} = {shown(item)}" for key, item in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(shown(item) for item in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(shown(item) for item in value) + ")"
+    return str(value)
+
+
 class Settings:
     """A lesson's settings table: for each setting the thesis's value, the lesson's value in every profile,
     and why they differ — the table is made from the very values the lesson uses, so it cannot drift::
@@ -110,7 +128,7 @@ class Settings:
         lines = ["| setting | thesis | " + " | ".join(heads) + " | why the lesson differs |",
                  "|---|---|" + "---|" * len(PROFILE_NAMES) + "---|"]
         for name, thesis, values, why in self.rows:
-            cells = [f"**{values[p]}**" if p == self.profile.name else str(values[p]) for p in PROFILE_NAMES]
+            cells = [f"**{shown(values[p])}**" if p == self.profile.name else shown(values[p]) for p in PROFILE_NAMES]
             lines.append(f"| {name} | {thesis} | " + " | ".join(cells) + f" | {why} |")
         return "\n".join(lines)
 
