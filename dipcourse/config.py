@@ -89,10 +89,9 @@ def shown(value):
         return text if len(text) <= 8 else f"{value:.4g}"
     if isinstance(value, dict):
         return ", ".join(f"{key} = {shown(item)}" for key, item in value.items())
-    if isinstance(value, list):
-        return "[" + ", ".join(shown(item) for item in value) + "]"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(shown(item) for item in value) + ")"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(shown(item) for item in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
     return str(value)
 
 
